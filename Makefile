@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# make                  module for the default kernel + vhdcryptsetup
+# make module KVER=V    build/V/dm-vhdcrypt.ko for installed kernel V (or KDIR=)
+# make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
+# make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
+
+# Default kernel: the running one if its headers exist, else the newest installed.
+KVER ?= $(shell v=$$(uname -r); if [ -d /lib/modules/$$v/build ]; then echo $$v; \
+	else ls -d /lib/modules/*/build 2>/dev/null | sed 's|/lib/modules/||;s|/build||' | sort -V | tail -n1; fi)
+KDIR ?= /lib/modules/$(KVER)/build
+BUILD := build/$(KVER)
+PREFIX ?= /usr
+DESTDIR ?=
+MODDIR ?= /lib/modules/$(KVER)/updates
+MANDIR ?= $(PREFIX)/share/man
+UDEVDIR ?= /lib/udev/rules.d
+
+KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
+INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
+
+.PHONY: all module modules-all userspace check install clean sparse checkpatch
+
+all: module userspace
+
+# The module is built in a per-kernel copy of kernel/ and include/, so builds
+# for several kernels never share objects.
+module: $(BUILD)/dm-vhdcrypt.ko
+
+$(BUILD)/dm-vhdcrypt.ko: $(KERNEL_SRC) $(INCLUDE_SRC)
+	@test -d $(KDIR) || { echo "no kernel headers in $(KDIR): install linux-headers-$(KVER)" >&2; exit 1; }
+	rm -rf $(BUILD)/kernel $(BUILD)/include
+	mkdir -p $(BUILD)/kernel/conftest $(BUILD)/include
+	cp kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh $(BUILD)/kernel/
+	cp kernel/conftest/*.c $(BUILD)/kernel/conftest/
+	cp -r include/vhdcrypt $(BUILD)/include/
+	sh $(BUILD)/kernel/conftest.sh $(KDIR) $(BUILD)/kernel
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(BUILD)/kernel $(if $(W),W=$(W)) $(if $(C),C=$(C)) modules
+	cp $(BUILD)/kernel/dm-vhdcrypt.ko $@
+
+# Every installed kernel with headers.
+modules-all:
+	@for v in $$(ls -d /lib/modules/*/build | sed 's|/lib/modules/||;s|/build||'); do \
+		$(MAKE) --no-print-directory module KVER=$$v || exit 1; done
+
+sparse:
+	$(MAKE) -B module C=2 W=1
+
+userspace:
+	$(MAKE) -C userspace
+
+check: all
+	scripts/run-checks
+
+CHECKPATCH ?= $(firstword $(wildcard /usr/src/linux-source-*/scripts/checkpatch.pl))
+checkpatch:
+	perl $(CHECKPATCH) --strict --no-tree --terse -f kernel/*.[ch] kernel/conftest/*.c include/vhdcrypt/*.h
+
+install: all
+	install -D -m 644 $(BUILD)/dm-vhdcrypt.ko $(DESTDIR)$(MODDIR)/dm-vhdcrypt.ko
+	[ -n "$(DESTDIR)" ] || depmod -a $(KVER)
+	$(MAKE) -C userspace install DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)
+	install -D -m 644 Documentation/vhdcryptsetup.8 $(DESTDIR)$(MANDIR)/man8/vhdcryptsetup.8
+	for r in scripts/udev/*.rules; do [ -f "$$r" ] && install -D -m 644 $$r $(DESTDIR)$(UDEVDIR)/$$(basename $$r); done; true
+
+clean:
+	rm -rf build
+	-$(MAKE) -C userspace clean
