@@ -18,7 +18,7 @@
 #include "vhdcrypt.h"
 
 /* zstd frames from QEMU use a window no larger than the cluster. */
-#define VC_ZSTD_MIN_WINDOW	(1u << 20)
+#define VC_ZSTD_MIN_WINDOW	BIT(20)
 
 struct vc_decompressor {
 	struct mutex lock;		/* protects everything below */

@@ -146,11 +146,11 @@ static int vc_read_keyring_key(const char *type_desc, unsigned int size,
 
 	down_read(&key->sem);
 	payload = user_key_payload_locked(key);
-	if (!payload)
+	if (!payload) {
 		r = -EKEYREVOKED;
-	else if (payload->datalen != size)
+	} else if (payload->datalen != size) {
 		r = -EINVAL;
-	else {
+	} else {
 		memcpy(out, payload->data, size);
 		r = 0;
 	}
@@ -208,7 +208,7 @@ static int vc_parse_key(char *key_string, u8 **key, unsigned int *size,
 		}
 		r = vc_read_keyring_key(rest + 1, n, *key);
 		if (r) {
-			*error = "cannot read the key from the keyring (missing, wrong size or type)";
+			*error = "cannot read the keyring key (missing, wrong size or type)";
 			goto fail;
 		}
 		*size = n;

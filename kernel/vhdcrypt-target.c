@@ -169,15 +169,16 @@ static blk_status_t vc_read_in_worker(struct vc_target *vc, struct bio *bio,
 {
 	int r = 0;
 
-	if (ext->kind == VC_EXT_PAST_END) {
-		/* QEMU reads zeros past the end of the file, and decrypts them. */
-		zero_fill_bio(bio);
-	} else if (vc->iv_host && vc_encrypted(&vc->cipher)) {
+	if (ext->kind == VC_EXT_COMPRESSED && vc->iv_host &&
+	    vc_encrypted(&vc->cipher)) {
 		vc_err_limit(vc, "compressed cluster in an image encrypted by host offset");
 		return BLK_STS_IOERR;
-	} else {
-		r = vc_read_compressed(vc, vc_qcow2_decompressor(vc), bio, ext);
 	}
+	if (ext->kind == VC_EXT_PAST_END)
+		/* QEMU reads zeros past the end of the file, and decrypts them. */
+		zero_fill_bio(bio);
+	else
+		r = vc_read_compressed(vc, vc_qcow2_decompressor(vc), bio, ext);
 	if (!r && vc_encrypted(&vc->cipher))
 		r = vc_decrypt_bio(&vc->cipher, bio, bio->bi_iter,
 				   vc_iv_sector(vc, bio, ext));
@@ -475,8 +476,9 @@ static void vc_status(struct dm_target *ti, status_type_t type,
 
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",format=%s,cipher=%s,key_size=%u,iv_sector=%s,iv_offset=%llu,data_offset=%llu,backing=%c;",
-		       vc->fmt->name, vc->cipher.spec, vc->cipher.key_size,
+		DMEMIT(",format=%s,cipher=%s,key_size=%u", vc->fmt->name,
+		       vc->cipher.spec, vc->cipher.key_size);
+		DMEMIT(",iv_sector=%s,iv_offset=%llu,data_offset=%llu,backing=%c;",
 		       vc->iv_host ? "host" : "virtual", vc->iv_offset,
 		       (u64)vc->data_offset, vc->lower ? 'y' : 'n');
 		break;

@@ -84,7 +84,7 @@ static int vc_vhd_check_bat(struct vc_target *vc, struct vc_vhd *v)
 		vc_meta_put(b);
 		if (bat != VHD_BAT_UNUSED &&
 		    !vc_range_ok(bat, block_end, vc->image_sectors)) {
-			DMERR("%s: VHD block %llu at sector %u lies outside the image (%llu sectors)",
+			DMERR("%s: VHD block %llu at sector %u is outside the image (%llu sectors)",
 			      dm_table_device_name(vc->ti->table), i, bat,
 			      (u64)vc->image_sectors);
 			vc->ti->error = "VHD block lies outside the image (truncated?)";

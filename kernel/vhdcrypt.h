@@ -183,10 +183,14 @@ static inline u64 vc_image_bytes(const struct vc_target *vc)
 	return (u64)vc->image_sectors << SECTOR_SHIFT;
 }
 
+/* A damaged image failed an I/O: count it and say why (rate-limited). */
 #define vc_err_limit(vc, fmt, ...)					\
 	do {								\
-		atomic64_inc(&(vc)->io_errors);				\
-		DMERR_LIMIT("%s: " fmt, dm_table_device_name((vc)->ti->table), \
+		struct vc_target *__vc = (vc);				\
+									\
+		atomic64_inc(&__vc->io_errors);				\
+		DMERR_LIMIT("%s: " fmt,					\
+			    dm_table_device_name(__vc->ti->table),	\
 			    ##__VA_ARGS__);				\
 	} while (0)
 
