@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhdcryptsetup - device-mapper access. dm.c is the ONLY file that talks to
+ * libdevmapper; everything else goes through this interface.
+ */
+#ifndef VC_DM_H
+#define VC_DM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VC_DM_TARGET "vhdcrypt"
+#define VC_DM_UUID_PREFIX "VHDCRYPT-"
+#define VC_DM_NAME_MAX 127	/* DM_NAME_LEN - 1 */
+#define VC_DM_UUID_MAX 128	/* DM_UUID_LEN - 1 */
+
+struct vc_dm_dev {
+	char name[VC_DM_NAME_MAX + 1];
+	char uuid[VC_DM_UUID_MAX + 1];
+	dev_t devt;
+	bool read_only;
+	bool suspended;
+	int open_count;
+	int target_count;
+	/* the first target */
+	uint64_t start;		/* 512-byte sectors */
+	uint64_t length;	/* 512-byte sectors */
+	char target_type[32];
+	char *params;		/* malloc'd, may hold key material: free with vc_dm_dev_clear() */
+};
+
+/* Set up logging and udev synchronisation. */
+void vc_dm_init(void);
+/* Is the device-mapper driver usable at all (/dev/mapper/control)? */
+int vc_dm_check(void);
+
+/*
+ * Create a read-only device <name> with DM UUID <uuid> and the single target
+ * "0 <sectors> vhdcrypt <params>". secure: the params carry key material
+ * (dm_task_secure_data). hidden: a lower layer of a chain (udev disk and
+ * other rules disabled; /dev/mapper/<name> still exists).
+ * Waits for udev so the node exists on return.
+ */
+int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
+		 const char *params, bool secure, bool hidden);
+/* Remove <name> (retrying while udev holds it briefly). */
+int vc_dm_remove(const char *name);
+
+/* Look up a device by name or dev_t; -ENODEV if there is none. */
+int vc_dm_query(const char *name, struct vc_dm_dev *dev);
+int vc_dm_query_devt(dev_t devt, struct vc_dm_dev *dev);
+void vc_dm_dev_clear(struct vc_dm_dev *dev);
+
+/* Version of a registered target; -ENOENT if the kernel does not know it. */
+int vc_dm_target_version(const char *target, unsigned int v[3]);
+
+#endif
