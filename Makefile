@@ -49,7 +49,10 @@ sparse:
 userspace:
 	$(MAKE) -C userspace
 
-check: all
+# Installs missing packages first (as root), so a fresh Debian 12 machine passes.
+check:
+	scripts/install-deps
+	$(MAKE) --no-print-directory all
 	scripts/run-checks
 
 CHECKPATCH ?= $(firstword $(wildcard /usr/src/linux-source-*/scripts/checkpatch.pl))
