@@ -261,7 +261,7 @@ static int vc_key_qcow2_aes(struct vc_layer *l, struct vc_secret_src *src)
 	return 0;
 }
 
-static int vc_keys(const struct vc_open_opts *o, struct vc_layer *top, struct vc_secret_src *src)
+int vc_chain_keys(const struct vc_open_opts *o, struct vc_layer *top, struct vc_secret_src *src)
 {
 	struct vc_openxt_node nodes[VC_CHAIN_MAX];
 	struct vc_keydirs kd = { 0 };
@@ -494,7 +494,7 @@ int vc_open(const struct vc_open_opts *o)
 			goto out;
 	}
 
-	r = vc_keys(o, top, &src);
+	r = vc_chain_keys(o, top, &src);
 	if (r)
 		goto out;
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include "image.h"
+#include "secret.h"
 
 struct vc_open_opts {
 	const char *image;
@@ -25,6 +26,12 @@ struct vc_open_opts {
 };
 
 int vc_open(const struct vc_open_opts *o);
+/*
+ * Derive the key, cipher and IV options of every layer of an opened chain
+ * (no device is created; LUKS in qcow2 needs a loop device). Exposed for the
+ * unit tests.
+ */
+int vc_chain_keys(const struct vc_open_opts *o, struct vc_layer *top, struct vc_secret_src *src);
 int vc_close(const char *name);
 
 /* Name rules shared with status: 0 or -EINVAL with a message. */

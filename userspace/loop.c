@@ -71,7 +71,7 @@ int vc_loop_attach(const char *file, uint64_t offset, uint64_t sizelimit,
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0) {
 		r = vc_fail(errno == EACCES ? -EPERM : -ENODEV,
-			    "cannot open /dev/loop-control: %s; run as root and load the loop module",
+			    "cannot open /dev/loop-control: %s; run as root and load the loop module (modprobe loop)",
 			    strerror(errno));
 		goto out;
 	}

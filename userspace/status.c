@@ -14,7 +14,7 @@
 #include "activate.h"
 #include "dm.h"
 #include "image.h"
-#include "json.h"
+#include "vcjson.h"
 #include "loop.h"
 #include "status.h"
 

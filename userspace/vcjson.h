@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* vhdcryptsetup - minimal JSON output (status --json). */
+/* vhdcryptsetup - minimal JSON output (status --json); named vcjson.h to avoid json-c's json.h. */
 #ifndef VC_JSON_H
 #define VC_JSON_H
 

@@ -4,7 +4,7 @@
  */
 #include <inttypes.h>
 
-#include "json.h"
+#include "vcjson.h"
 
 void vc_json_quote(FILE *f, const char *s)
 {
