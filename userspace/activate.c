@@ -185,6 +185,13 @@ static int vc_keys_header(const struct vc_open_opts *o, struct vc_layer *top,
 			       "the virtual disk of %s", (unsigned long long)info.data_offset,
 			       o->header, o->image);
 	}
+	if (info.data_offset && top->parent) {
+		/* lower layers are addressed by virtual sector, IVs count from the payload */
+		vc_key_free(vk);
+		return vc_fail(-ENOTSUP, "the LUKS header %s has a payload offset (%llu sectors); "
+			       "that cannot be combined with the backing chain of %s",
+			       o->header, (unsigned long long)info.data_offset, o->image);
+	}
 	for (l = top; l; l = l->parent) {
 		if (l->fmt == VC_FMT_RAW)
 			continue;

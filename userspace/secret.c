@@ -17,6 +17,8 @@ bool vc_secret_interactive(const struct vc_secret_src *src)
 	return !src->key_file && isatty(STDIN_FILENO);
 }
 
+static bool vc_stdin_eof;	/* the last vc_read_line() hit the end of input */
+
 /* Read one line (without its newline) from fd into safe memory. */
 static int vc_read_line(int fd, struct vc_key **out)
 {
@@ -31,6 +33,8 @@ static int vc_read_line(int fd, struct vc_key **out)
 		r = read(fd, &c, 1);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r <= 0)
+			vc_stdin_eof = true;
 		if (r <= 0 || c == '\n')
 			break;
 		if (len == VC_PASSPHRASE_MAX) {
@@ -77,23 +81,53 @@ int vc_secret_get(struct vc_secret_src *src, const char *label, int attempt,
 			return -EPERM;
 		return vc_prompt(label, out);
 	}
-	if (!src->cached) {
-		if (src->key_file)
+	if (src->key_file) {
+		if (!src->cached) {
 			r = vc_read_secret_file(src->key_file, VC_KEYFILE_MAX, &src->cached);
-		else
-			r = vc_read_line(STDIN_FILENO, &src->cached);
+			if (r)
+				return r;
+		}
+		/* a key file gives the same passphrase to every layer, once each */
+		if (attempt > 0)
+			return -EPERM;
+		*out = vc_key_dup(src->cached);
+		return *out ? 0 : -ENOMEM;
+	}
+	/* standard input, not a terminal: one passphrase per line */
+	if (attempt >= VC_SECRET_LINES)
+		return -EPERM;
+	while (attempt >= src->nlines) {
+		struct vc_key *k;
+
+		if (src->stdin_eof || src->nlines == VC_SECRET_LINES)
+			return -EPERM;
+		r = vc_read_line(STDIN_FILENO, &k);
 		if (r)
 			return r;
+		if (k->len == 0 && vc_stdin_eof) {
+			/* nothing more on standard input */
+			vc_key_free(k);
+			src->stdin_eof = true;
+			if (src->nlines == 0)
+				return vc_fail(-EINVAL, "%s needs a passphrase, but standard input "
+					       "is empty and not a terminal; use --key-file", label);
+			return -EPERM;
+		}
+		src->lines[src->nlines++] = k;
+		if (vc_stdin_eof)
+			src->stdin_eof = true;
 	}
-	/* a file or a pipe gives the same passphrase to every layer, once each */
-	if (attempt > 0)
-		return -EPERM;
-	*out = vc_key_dup(src->cached);
+	*out = vc_key_dup(src->lines[attempt]);
 	return *out ? 0 : -ENOMEM;
 }
 
 void vc_secret_clear(struct vc_secret_src *src)
 {
+	int i;
+
 	vc_key_free(src->cached);
 	src->cached = NULL;
+	for (i = 0; i < src->nlines; i++)
+		vc_key_free(src->lines[i]);
+	src->nlines = 0;
 }
