@@ -25,6 +25,7 @@ struct vc_decompressor {
 	unsigned int type;		/* QCOW2_COMPRESSION_* */
 	unsigned int cluster_size;	/* bytes */
 	size_t in_size;			/* bytes */
+	size_t workspace_size;		/* bytes */
 	u8 *in;				/* compressed sectors as read */
 	u8 *out;			/* one inflated cluster */
 	bool cached;			/* out holds the cluster at cached_offset */
@@ -55,16 +56,17 @@ struct vc_decompressor *vc_decompressor_create(unsigned int type,
 
 	if (type == QCOW2_COMPRESSION_ZSTD) {
 		window = max_t(size_t, cluster_size, VC_ZSTD_MIN_WINDOW);
-		d->workspace = kvmalloc(zstd_dstream_workspace_bound(window),
-					GFP_KERNEL);
+		d->workspace_size = zstd_dstream_workspace_bound(window);
+		d->workspace = kvmalloc(d->workspace_size, GFP_KERNEL);
 		if (!d->workspace)
 			goto nomem;
 		d->zstd = zstd_init_dstream(window, d->workspace,
-					    zstd_dstream_workspace_bound(window));
+					    d->workspace_size);
 		if (!d->zstd)
 			goto nomem;
 	} else {
-		d->workspace = kvmalloc(zlib_inflate_workspacesize(), GFP_KERNEL);
+		d->workspace_size = zlib_inflate_workspacesize();
+		d->workspace = kvmalloc(d->workspace_size, GFP_KERNEL);
 		if (!d->workspace)
 			goto nomem;
 		d->zs.workspace = d->workspace;
@@ -84,6 +86,11 @@ void vc_decompressor_destroy(struct vc_decompressor *d)
 	kvfree(d->out);
 	kvfree(d->in);
 	kfree(d);
+}
+
+size_t vc_decompressor_bytes(const struct vc_decompressor *d)
+{
+	return sizeof(*d) + d->in_size + d->cluster_size + d->workspace_size;
 }
 
 /* Inflate raw deflate data until a whole cluster came out. */

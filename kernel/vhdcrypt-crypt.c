@@ -344,11 +344,10 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 		return -EINVAL;
 	}
 
-	r = mempool_init_kmalloc_pool(&c->req_pool, VC_MIN_REQS,
-				      sizeof(struct skcipher_request) +
-				      crypto_skcipher_reqsize(c->tfm) +
-				      crypto_skcipher_alignmask(c->tfm) +
-				      c->iv_size);
+	c->req_bytes = sizeof(struct skcipher_request) +
+		       crypto_skcipher_reqsize(c->tfm) +
+		       crypto_skcipher_alignmask(c->tfm) + c->iv_size;
+	r = mempool_init_kmalloc_pool(&c->req_pool, VC_MIN_REQS, c->req_bytes);
 	if (r) {
 		*error = "cannot allocate crypto request pool";
 		return r;

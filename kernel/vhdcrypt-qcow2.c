@@ -80,6 +80,7 @@ static int vc_qcow2_open(struct vc_target *vc)
 		vc->ti->error = "cannot allocate the decompressor";
 		goto out;
 	}
+	vc->mem_bytes += vc_decompressor_bytes(q->dec);
 
 	r = vc_meta_create(vc);
 	if (r) {

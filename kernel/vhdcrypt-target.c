@@ -425,6 +425,7 @@ static int vc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
+	vc->mem_bytes += sizeof(*vc) + vc_cipher_bytes(&vc->cipher);
 	ti->per_io_data_size = sizeof(struct vc_io);
 	ti->num_flush_bios = 1;
 	return 0;
@@ -450,11 +451,11 @@ static void vc_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%s %llu cache_hits:%llu cache_misses:%llu io_errors:%llu",
+		DMEMIT("%s %llu cache_hits:%llu cache_misses:%llu io_errors:%llu mem:%zu",
 		       vc->fmt->name, (u64)vc->virtual_sectors,
 		       (u64)atomic64_read(&vc->meta_hits),
 		       (u64)atomic64_read(&vc->meta_misses),
-		       (u64)atomic64_read(&vc->io_errors));
+		       (u64)atomic64_read(&vc->io_errors), vc->mem_bytes);
 		vc->fmt->status(vc, result, maxlen, &sz);
 		break;
 

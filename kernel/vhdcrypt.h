@@ -84,6 +84,7 @@ struct vc_cipher {
 	enum vc_iv_mode iv_mode;
 	bool key_valid;
 	mempool_t req_pool;		/* skcipher requests with IV space */
+	size_t req_bytes;		/* bytes per request in req_pool */
 };
 
 int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
@@ -102,6 +103,12 @@ static inline bool vc_encrypted(const struct vc_cipher *c)
 	return c->tfm;
 }
 
+/* Memory reserved for crypto requests. */
+static inline size_t vc_cipher_bytes(const struct vc_cipher *c)
+{
+	return c->tfm ? c->req_bytes * c->req_pool.min_nr : 0;
+}
+
 /*----------------------------------------------------------------*/
 
 /* Decompression of qcow2 compressed clusters (vhdcrypt-compress.c). */
@@ -110,6 +117,7 @@ struct vc_decompressor;
 struct vc_decompressor *vc_decompressor_create(unsigned int type,
 					       unsigned int cluster_size);
 void vc_decompressor_destroy(struct vc_decompressor *d);
+size_t vc_decompressor_bytes(const struct vc_decompressor *d);
 /* Read and decompress the cluster of @ext, copy the part @bio wants. */
 int vc_read_compressed(struct vc_target *vc, struct vc_decompressor *d,
 		       struct bio *bio, const struct vc_extent *ext);
@@ -136,6 +144,7 @@ struct vc_target {
 	atomic64_t meta_hits;		/* lookups served from the cache */
 	atomic64_t meta_misses;		/* lookups that had to read */
 	atomic64_t io_errors;		/* bios failed by a damaged image */
+	size_t mem_bytes;		/* held outside the shared metadata cache */
 
 	struct vc_cipher cipher;
 
