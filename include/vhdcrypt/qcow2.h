@@ -20,6 +20,8 @@
 #define QCOW2_MAX_CLUSTER_BITS		21
 /* QEMU's limit on the L1 table: 32 MiB. */
 #define QCOW2_MAX_L1_BYTES		(32u << 20)
+/* QEMU's limit on the backing file name. */
+#define QCOW2_MAX_BACKING_NAME		1023
 
 #define QCOW2_CRYPT_NONE		0
 #define QCOW2_CRYPT_AES			1	/* legacy AES-CBC */
@@ -104,12 +106,12 @@ static inline u32 qcow2_subcluster_bits(const struct qcow2_header *h)
 	return h->cluster_bits - (qcow2_extended_l2(h) ? 5 : 0);
 }
 
-/* L1 entries needed to cover the virtual disk. */
+/* L1 entries needed to cover the virtual disk (without overflow). */
 static inline u64 qcow2_l1_entries_needed(const struct qcow2_header *h)
 {
 	u32 shift = h->cluster_bits + qcow2_l2_bits(h);
 
-	return (h->size + (1ull << shift) - 1) >> shift;
+	return (h->size >> shift) + !!(h->size & ((1ull << shift) - 1));
 }
 
 /*
@@ -184,8 +186,12 @@ static inline int qcow2_header_decode(const u8 *buf, size_t len,
 		*why = "qcow2 image has unknown incompatible features";
 		return -EOPNOTSUPP;
 	}
-	if (!(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) &&
-	    h->compression_type != QCOW2_COMPRESSION_ZLIB) {
+	if (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) {
+		if (h->compression_type == QCOW2_COMPRESSION_ZLIB) {
+			*why = "qcow2 compression feature bit set without a type";
+			return -EINVAL;
+		}
+	} else if (h->compression_type != QCOW2_COMPRESSION_ZLIB) {
 		*why = "qcow2 compression type set without its feature bit";
 		return -EINVAL;
 	}
@@ -234,8 +240,13 @@ static inline int qcow2_layout_check(const struct qcow2_header *h,
 		*why = "qcow2 L1 table lies outside the image";
 		return -EINVAL;
 	}
-	if (h->backing_file_offset &&
-	    !vc_range_ok(h->backing_file_offset, h->backing_file_size,
+	if (!h->backing_file_offset)
+		return 0;	/* no backing file: its size field is unused */
+	if (h->backing_file_size > QCOW2_MAX_BACKING_NAME) {
+		*why = "qcow2 backing file name is too long";
+		return -EINVAL;
+	}
+	if (!vc_range_ok(h->backing_file_offset, h->backing_file_size,
 			 qcow2_cluster_size(h))) {
 		*why = "qcow2 backing file name lies outside the first cluster";
 		return -EINVAL;
@@ -312,6 +323,10 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 
 	m->host_offset = 0;
 	m->compressed_bytes = 0;
+	if (sc >= QCOW2_SUBCLUSTERS) {
+		*why = "qcow2 subcluster index out of range";
+		return -EINVAL;
+	}
 
 	if (entry & QCOW2_OFLAG_COMPRESSED) {
 		u32 x = 62 - (h->cluster_bits - 8);
@@ -346,14 +361,16 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 	}
 
 	if (qcow2_extended_l2(h)) {
-		bool alloc = bitmap & (1ull << sc);
+		u32 alloc_bits = bitmap & 0xffffffffu;
+		bool alloc = alloc_bits & (1u << sc);
 		bool zero = bitmap & (1ull << (sc + QCOW2_SUBCLUSTERS));
 
-		if (alloc && zero) {
+		/* As QEMU, judge the whole entry, not only this subcluster. */
+		if (alloc_bits & (bitmap >> QCOW2_SUBCLUSTERS)) {
 			*why = "qcow2 subcluster is both allocated and zero";
 			return -EINVAL;
 		}
-		if (alloc && !m->host_offset) {
+		if (alloc_bits && !m->host_offset) {
 			*why = "qcow2 allocated subcluster has no host cluster";
 			return -EINVAL;
 		}
