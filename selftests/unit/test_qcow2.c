@@ -7,7 +7,6 @@
  * (L1 sizes, compressed descriptors) are worked out independently of the
  * decoder. Real images made by qemu-img/qemu-io are decoded at the end.
  *
- * Tests named todo_* describe known decoder bugs; the runner marks them TODO.
  */
 #include "unit.h"
 #include <vhdcrypt/qcow2.h>
@@ -341,7 +340,7 @@ static void test_compression_type(void **state)
  * is set: the field must be present and non-zero". QEMU refuses such images
  * ("Compression type incompatible feature bit must not be set").
  */
-static void todo_compression_bit_without_type(void **state)
+static void test_compression_bit_without_type(void **state)
 {
 	(void)state;
 	/* bit set, field present but zlib */
@@ -524,7 +523,7 @@ static void test_l1_too_large(void **state)
  * ((size + 2^shift - 1) >> shift) to a small value, so a 16 EiB disk with
  * an empty L1 table is accepted.
  */
-static void todo_size_overflow(void **state)
+static void test_size_overflow(void **state)
 {
 	(void)state;
 	for (uint32_t cb = 9; cb <= 21; cb += 4) {
@@ -1465,14 +1464,14 @@ int main(void)
 		cmocka_unit_test(test_header_length),
 		cmocka_unit_test(test_incompatible_features),
 		cmocka_unit_test(test_compression_type),
-		cmocka_unit_test(todo_compression_bit_without_type),
+		cmocka_unit_test(test_compression_bit_without_type),
 		cmocka_unit_test(test_extended_l2),
 		cmocka_unit_test(test_refcount_order),
 		cmocka_unit_test(test_crypt_method),
 		cmocka_unit_test(test_size_not_sector_multiple),
 		cmocka_unit_test(test_l1_too_small),
 		cmocka_unit_test(test_l1_too_large),
-		cmocka_unit_test(todo_size_overflow),
+		cmocka_unit_test(test_size_overflow),
 		cmocka_unit_test(test_l1_alignment),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_layout_backing),
