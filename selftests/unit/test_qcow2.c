@@ -6,7 +6,6 @@
  * Headers are built here from QEMU's docs/interop/qcow2.txt; expected values
  * (L1 sizes, compressed descriptors) are worked out independently of the
  * decoder. Real images made by qemu-img/qemu-io are decoded at the end.
- *
  */
 #include "unit.h"
 #include <vhdcrypt/qcow2.h>
