@@ -22,14 +22,14 @@ START_MARK=$KMSG_MARK
 # sector 0, 64k at 1M, 8k across the 2M block boundary, a run at an odd
 # sector in the middle and the last sector of the disk (current_size).
 fill() {
-	local img=$1 vhd_current_size
-	eval "$($IMGTOOL vhd-info "$img" | grep current_size)"
+	local img=$1 size
+	size=$(vhd_current_size "$img")
 	qemu-io -f vpc \
 		-c "write -P 0x11 0 4k" \
 		-c "write -P 0xab 1M 64k" \
 		-c "write -P 0x22 $((2048 - 4))k 8k" \
-		-c "write -P 0x44 $((vhd_current_size / 1024 * 512 + 3 * 512)) 1536" \
-		-c "write -P 0x33 $((vhd_current_size - 512)) 512" \
+		-c "write -P 0x44 $((size / 1024 * 512 + 3 * 512)) 1536" \
+		-c "write -P 0x33 $((size - 512)) 512" \
 		"$img" >/dev/null
 }
 
@@ -93,13 +93,13 @@ make_bases() {
 # broken NAME BASE DAMAGE...: copy BASE, run DAMAGE with the copy as last
 # argument, the table load must fail.
 broken() {
-	local name=$1 img=$WORK/$1.vhd vhd_current_size
+	local name=$1 img=$WORK/$1.vhd size
 	cp "$WORK/base-$2.vhd" "$img" || return 1
 	shift 2
 	"$@" "$img" || { echo "# could not damage the image"; return 1; }
-	eval "$($IMGTOOL vhd-info "$img" | grep current_size)"
+	size=$(vhd_current_size "$img")
 	vt_loop "$img" || return 1
-	vt_expect_load_fail "$name" "0 $((vhd_current_size / 512)) vhdcrypt vhd $LOOP none - 0"
+	vt_expect_load_fail "$name" "0 $((size / 512)) vhdcrypt vhd $LOOP none - 0"
 }
 
 xor_at() { $IMGTOOL xor "$3" "$1" "$2"; }
@@ -111,11 +111,12 @@ header_cookie() { xor_at $((512 + 7)) 0x01 "$1" && $IMGTOOL vhd-fix "$1"; }
 
 # bat_sectors IMG: the allocated BAT entries (512-byte sectors), sorted.
 bat_sectors() {
-	local img=$1 vhd_max_table_entries b
-	eval "$($IMGTOOL vhd-info "$img" | grep max_table)"
-	for ((b = 0; b < vhd_max_table_entries; b++)); do
-		$IMGTOOL vhd-bat-entry "$img" $b | cut -d' ' -f2
-	done | grep -vx 4294967295 | sort -n
+	local img=$1 hdr tab n
+	hdr=$(be "$img" 16 8)
+	tab=$(be "$img" $((hdr + 16)) 8)
+	n=$(be "$img" $((hdr + 28)) 4)
+	od --endian=big -An -v -tu4 -j "$tab" -N $((n * 4)) "$img" | tr -s ' ' '\n' |
+		grep -v -x -e '' -e 4294967295 | sort -n
 }
 
 # truncate_at IMG BYTES: cut the image and put the footer back at the end.

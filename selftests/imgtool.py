@@ -23,7 +23,6 @@ import struct
 import sys
 
 VHD_TYPES = {2: "fixed", 3: "dynamic", 4: "differencing"}
-QCOW2_FDE_EXT = 0x0537BE77
 
 
 def num(s):
@@ -116,22 +115,10 @@ def qcow2_info(f):
         "q_nb_snapshots": struct.unpack(">I", h[60:64])[0],
         "q_incompatible_features": 0,
         "q_header_length": 72,
-        "q_fde_offset": 0,
-        "q_fde_length": 0,
     }
     if version >= 3:
         out["q_incompatible_features"] = struct.unpack(">Q", h[72:80])[0]
         out["q_header_length"] = struct.unpack(">I", h[100:104])[0]
-    # Header extensions follow the header: u32 type, u32 length, data padded to 8.
-    off = out["q_header_length"]
-    limit = 1 << out["q_cluster_bits"]
-    while off + 8 <= limit:
-        etype, elen = struct.unpack(">II", read_at(f, off, 8))
-        if etype == 0:
-            break
-        if etype == QCOW2_FDE_EXT and elen >= 16:
-            out["q_fde_offset"], out["q_fde_length"] = struct.unpack(">QQ", read_at(f, off + 8, 16))
-        off += 8 + ((elen + 7) & ~7)
     return out
 
 

@@ -31,6 +31,45 @@ dev_size() {
 }
 
 # ---------------------------------------------------------------------------
+# Header fields (od is much cheaper than python3 in an emulated guest)
+
+# be FILE OFFSET SIZE: the big-endian unsigned integer (SIZE 1, 2, 4 or 8
+# bytes) at byte OFFSET.
+be() {
+	od --endian=big -An -tu"$3" -j "$2" -N "$3" "$1" | tr -d ' '
+}
+
+# vhd_current_size FILE: the footer's current_size (the disk size in bytes).
+vhd_current_size() {
+	be "$1" $(($(stat -c %s "$1") - 512 + 48)) 8
+}
+
+# qcow2_size FILE: the virtual disk size in bytes.
+qcow2_size() {
+	be "$1" 24 8
+}
+
+# qcow2_fde FILE: "<offset> <length>" of the LUKS header that header
+# extension 0x0537be77 points to; fails if there is none.  Extensions follow
+# the header (72 bytes in v2, header_length in v3): u32 type, u32 length,
+# data padded to 8 bytes, type 0 ends the list.
+qcow2_fde() {
+	local f=$1 off=72 end type len
+	[ "$(be "$f" 4 4)" -lt 3 ] || off=$(be "$f" 100 4)
+	end=$((1 << $(be "$f" 20 4)))
+	while [ $((off + 8)) -le "$end" ]; do
+		type=$(be "$f" "$off" 4)
+		len=$(be "$f" $((off + 4)) 4)
+		case $type in
+		0) return 1 ;;
+		$((0x0537be77))) echo "$(be "$f" $((off + 8)) 8) $(be "$f" $((off + 16)) 8)"; return 0 ;;
+		esac
+		off=$((off + 8 + (len + 7) / 8 * 8))
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------
 # QEMU images
 
 # qemu_raw ARGS... OUT: qemu-img convert -O raw of an image (ARGS give
@@ -69,19 +108,18 @@ luks_create() {
 # built-in LUKS: the LUKS header (header extension 0x0537be77) is copied out
 # and read with cryptsetup.
 luks_key() {
-	local file=$1 pass=$2 q_fde_offset q_fde_length dir region pw name mode key
-	eval "$($IMGTOOL qcow2-info "$file" | grep '^q_fde_')"
-	[ "$q_fde_length" -gt 0 ] || { echo "luks_key: $file has no LUKS header" >&2; return 1; }
+	local file=$1 pass=$2 fde dir region pw name mode key
+	fde=$(qcow2_fde "$file") || { echo "luks_key: $file has no LUKS header" >&2; return 1; }
 	dir=$(mktemp -d "$TMPDIR/luks.XXXXXX")
 	region=$dir/region.bin pw=$dir/pass
 	dd if="$file" of="$region" iflag=skip_bytes,count_bytes \
-		skip="$q_fde_offset" count="$q_fde_length" status=none
+		skip="${fde% *}" count="${fde#* }" status=none
 	printf %s "$pass" >"$pw"
-	name=$(cryptsetup luksDump "$region" | sed -n 's/^Cipher name:[[:space:]]*//p')
-	mode=$(cryptsetup luksDump "$region" | sed -n 's/^Cipher mode:[[:space:]]*//p')
-	# "MK dump:" is followed by hex bytes over several lines.
-	key=$(cryptsetup luksDump --dump-master-key --batch-mode --key-file "$pw" "$region" |
-		sed -n '/^MK dump:/,/^[^[:space:]]/{s/^MK dump://;/^[^[:space:]]/d;p}' | tr -d ' \t\n')
+	# The dump names the cipher, then "MK dump:" and the key over several lines.
+	cryptsetup luksDump --dump-master-key --batch-mode --key-file "$pw" "$region" >"$dir/dump"
+	name=$(sed -n 's/^Cipher name:[[:space:]]*//p' "$dir/dump")
+	mode=$(sed -n 's/^Cipher mode:[[:space:]]*//p' "$dir/dump")
+	key=$(sed -n '/^MK dump:/,/^[^[:space:]]/{s/^MK dump://;/^[^[:space:]]/d;p}' "$dir/dump" | tr -d ' \t\n')
 	rm -rf "$dir"
 	[ -n "$name" ] && [ -n "$mode" ] && [ -n "$key" ] || return 1
 	echo "$name-$mode $key"
@@ -121,13 +159,14 @@ vt_plan() {
 # pass, 4 a skip (reason in SKIP_REASON), anything else a failure.  Devices
 # it made are removed afterwards.
 vt_run() {
-	local name=$1 rc
+	local name=$1 rc t0=${EPOCHREALTIME/[.,]/}
 	shift
 	SKIP_REASON=
 	echo "# --- $name"
 	"$@"
 	rc=$?
 	vt_cleanup
+	echo "# time: $(((${EPOCHREALTIME/[.,]/} - t0) / 1000)) ms"
 	VT_N=$((VT_N + 1))
 	case $rc in
 	0) echo "ok $VT_N $name"; VT_PASS=$((VT_PASS + 1)) ;;
