@@ -428,15 +428,8 @@ static int vc_create_layer(const struct vc_open_opts *o, struct vc_layer *l, dev
 	r = vc_dm_create(l->dm_name, l->dm_uuid, vc_layer_sectors(l), params, secure,
 			 l->depth > 0);
 	vc_keyring_drop(serial);
-	if (r) {
-		unsigned int v[3];
-
-		if (r == -EINVAL && vc_dm_target_version(VC_DM_TARGET, v) == -ENOENT)
-			r = vc_fail_exit(VC_EXIT_PARAM, -ENODEV, "the vhdcrypt kernel target is not "
-					 "available; load the dm-vhdcrypt module (modprobe "
-					 "dm-vhdcrypt or insmod dm-vhdcrypt.ko)");
+	if (r)
 		goto out;
-	}
 	l->dm_created = true;
 	{
 		struct vc_dm_dev d;

@@ -95,10 +95,16 @@ int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 		goto out;
 	}
 	if (!dm_task_run(dmt)) {
+		unsigned int v[3];
+
 		r = vc_dm_errno(dmt);
 		if (r == -EEXIST || r == -EBUSY)
 			r = vc_fail(r, "device %s already exists (or its DM UUID is in use); "
 				    "close it first", name);
+		else if (r == -EINVAL && vc_dm_target_version(VC_DM_TARGET, v) == -ENOENT)
+			r = vc_fail_exit(1, -ENODEV, "the vhdcrypt kernel target is not available; "
+					 "load the dm-vhdcrypt module (modprobe dm-vhdcrypt or "
+					 "insmod dm-vhdcrypt.ko)");
 		else
 			r = vc_fail(r, "the kernel refused the vhdcrypt table of %s: %s; "
 				    "see dmesg for the reason", name, strerror(-r));
