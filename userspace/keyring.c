@@ -28,14 +28,6 @@ static long vc_keyctl(int cmd, unsigned long a2, unsigned long a3)
 	return syscall(SYS_keyctl, cmd, a2, a3, 0UL, 0UL);
 }
 
-bool vc_keyring_available(void)
-{
-	/* KEYCTL_GET_KEYRING_ID of the thread keyring, without creating it */
-	long r = vc_keyctl(KEYCTL_GET_KEYRING_ID, (unsigned long)KEY_SPEC_THREAD_KEYRING, 0);
-
-	return !(r < 0 && errno == ENOSYS);
-}
-
 int vc_keyring_add(const char *dm_name, const struct vc_key *k, int32_t *serial)
 {
 	char desc[256];

@@ -21,7 +21,5 @@ int vc_keyring_add(const char *dm_name, const struct vc_key *k, int32_t *serial)
 void vc_keyring_drop(int32_t serial);
 /* ":<len>:logon:vhdcrypt:<dm_name>"; malloc'd. */
 char *vc_keyring_table_ref(const char *dm_name, size_t len);
-/* Whether the kernel supports the keyring (add_key syscall). */
-bool vc_keyring_available(void);
 
 #endif

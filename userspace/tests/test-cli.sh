@@ -144,6 +144,9 @@ t: 0 16384 vhdcrypt qcow2 cli/top.qcow2 none - 0 1 backing:t-L1" $U open --dry-r
 		same "table: qcow2 LUKS" "l: 0 16384 vhdcrypt qcow2 cli/luks.qcow2 aes-xts-plain64 :64:logon:vhdcrypt:l 0 1 iv_sector:host" \
 			$U open --dry-run --key-file cli/pw cli/luks.qcow2 l
 		check "passphrase on stdin" 0 "iv_sector:host" sh -c "echo pw | $U open --dry-run cli/luks.qcow2 l"
+		check "one passphrase per stdin line" 0 "iv_sector:host" \
+			sh -c "printf 'wrong\\npw\\n' | $U open --dry-run cli/luks.qcow2 l"
+		check "empty stdin" 1 "standard input is empty" sh -c "$U open --dry-run cli/luks.qcow2 l </dev/null"
 		check "--key-file -" 0 "iv_sector:host" sh -c "printf pw | $U open --dry-run --key-file - cli/luks.qcow2 l"
 		check "wrong passphrase" 2 "no key slot of cli/luks.qcow2 matches the passphrase" \
 			sh -c "printf nope | $U open --dry-run --key-file - cli/luks.qcow2 l"
