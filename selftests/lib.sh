@@ -18,7 +18,8 @@
 # Cleanup:  at_exit CMD [ARGS...] pushes a command, run last-in first-out
 #           when the test exits (also on SIGINT/SIGTERM, e.g. run_tests.sh's
 #           timeout).  Registration goes through a file, so it also works from
-#           command substitutions: dev=$(new_loop img).
+#           command substitutions: dev=$(new_loop img).  The library owns the
+#           EXIT/INT/TERM traps: use at_exit instead of a trap of your own.
 # Devices:  new_loop FILE [--ro] (prints /dev/loopN, detached at exit),
 #           dm_create NAME TABLE [DMSETUP-CREATE-ARGS...], dm_track NAME (for
 #           devices made by other tools, e.g. vhdcryptsetup), dm_remove NAME,
