@@ -13,7 +13,6 @@ BUILD := build/$(KVER)
 PREFIX ?= /usr
 DESTDIR ?=
 MODDIR ?= /lib/modules/$(KVER)/updates
-MANDIR ?= $(PREFIX)/share/man
 UDEVDIR ?= /lib/udev/rules.d
 
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
@@ -62,8 +61,7 @@ checkpatch:
 install: all
 	install -D -m 644 $(BUILD)/dm-vhdcrypt.ko $(DESTDIR)$(MODDIR)/dm-vhdcrypt.ko
 	[ -n "$(DESTDIR)" ] || depmod -a $(KVER)
-	$(MAKE) -C userspace install DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)
-	install -D -m 644 Documentation/vhdcryptsetup.8 $(DESTDIR)$(MANDIR)/man8/vhdcryptsetup.8
+	$(MAKE) -C userspace install DESTDIR=$(DESTDIR) PREFIX=$(PREFIX)	# tool + man page
 	for r in scripts/udev/*.rules; do [ -f "$$r" ] && install -D -m 644 $$r $(DESTDIR)$(UDEVDIR)/$$(basename $$r); done; true
 
 clean:
