@@ -112,14 +112,18 @@ static void vc_read_endio(struct bio *clone)
 	queue_work(rd->vc->wq, &rd->work);
 }
 
-/* Read encrypted data into @bio's pages; decrypt once it arrived. */
+/*
+ * Read ciphertext at @sector of @bdev into @bio's pages; decrypt once it
+ * arrived.
+ */
 static int vc_read_encrypted(struct vc_target *vc, struct bio *bio,
+			     struct block_device *bdev, sector_t sector,
 			     const struct vc_extent *ext, gfp_t gfp)
 {
 	struct vc_read *rd;
 	struct bio *clone;
 
-	clone = bio_alloc_clone(vc->image->bdev, bio, gfp, &vc->clone_bs);
+	clone = bio_alloc_clone(bdev, bio, gfp, &vc->clone_bs);
 	if (!clone)
 		return -EAGAIN;
 	rd = container_of(clone, struct vc_read, clone);
@@ -127,7 +131,7 @@ static int vc_read_encrypted(struct vc_target *vc, struct bio *bio,
 	rd->parent = bio;
 	rd->iter = bio->bi_iter;
 	rd->iv_sector = vc_iv_sector(vc, bio, ext);
-	clone->bi_iter.bi_sector = ext->host_sector;
+	clone->bi_iter.bi_sector = sector;
 	clone->bi_end_io = vc_read_endio;
 	submit_bio_noacct(clone);
 	return DM_MAPIO_SUBMITTED;
@@ -144,16 +148,22 @@ static int vc_dispatch(struct vc_target *vc, struct bio *bio,
 
 	switch (ext->kind) {
 	case VC_EXT_ZERO:
+		if (vc->whole_disk)
+			return -EAGAIN;	/* zeros to decrypt, in the worker */
 		zero_fill_bio(bio);
 		bio_endio(bio);
 		return DM_MAPIO_SUBMITTED;
 	case VC_EXT_LOWER:
+		if (vc->whole_disk)
+			return vc_read_encrypted(vc, bio, vc->lower->bdev, vsec,
+						 ext, in_worker ? GFP_NOIO : GFP_NOWAIT);
 		bio_set_dev(bio, vc->lower->bdev);
 		bio->bi_iter.bi_sector = vsec;
 		return DM_MAPIO_REMAPPED;
 	case VC_EXT_DATA:
 		if (vc_encrypted(&vc->cipher))
-			return vc_read_encrypted(vc, bio, ext,
+			return vc_read_encrypted(vc, bio, vc->image->bdev,
+						 ext->host_sector, ext,
 						 in_worker ? GFP_NOIO : GFP_NOWAIT);
 		bio_set_dev(bio, vc->image->bdev);
 		bio->bi_iter.bi_sector = ext->host_sector;
@@ -174,8 +184,11 @@ static blk_status_t vc_read_in_worker(struct vc_target *vc, struct bio *bio,
 		vc_err_limit(vc, "compressed cluster in an image encrypted by host offset");
 		return BLK_STS_IOERR;
 	}
-	if (ext->kind == VC_EXT_PAST_END)
-		/* QEMU reads zeros past the end of the file, and decrypts them. */
+	if (ext->kind == VC_EXT_PAST_END || ext->kind == VC_EXT_ZERO)
+		/*
+		 * QEMU reads zeros past the end of the file, and decrypts them;
+		 * with whole_disk, holes are zeros below the cipher too.
+		 */
 		zero_fill_bio(bio);
 	else
 		r = vc_read_compressed(vc, vc_qcow2_decompressor(vc), bio, ext);
@@ -292,7 +305,7 @@ static void vc_free(struct vc_target *vc)
 static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as)
 {
 	static const struct dm_arg _args[] = {
-		{0, 3, "invalid number of optional parameters"},
+		{0, 4, "invalid number of optional parameters"},
 	};
 	struct dm_target *ti = vc->ti;
 	bool have_iv = false, have_offset = false;
@@ -321,6 +334,8 @@ static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as)
 			have_iv = true;
 		} else if (!strcmp(opt, "iv_sector:virtual") && !have_iv) {
 			have_iv = true;
+		} else if (!strcmp(opt, "whole_disk") && !vc->whole_disk) {
+			vc->whole_disk = true;
 		} else if (sscanf(opt, "data_offset:%llu%c", &n, &dummy) == 1 &&
 			   !have_offset) {
 			vc->data_offset = n;
@@ -329,6 +344,10 @@ static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as)
 			ti->error = "invalid or repeated optional parameter";
 			return -EINVAL;
 		}
+	}
+	if (vc->whole_disk && vc->iv_host) {
+		ti->error = "whole_disk needs IVs from the virtual sector";
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -398,6 +417,11 @@ static int vc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = vc_cipher_init(&vc->cipher, argv[2], argv[3], &ti->error);
 	if (r)
 		goto bad;
+	if (vc->whole_disk && !vc_encrypted(&vc->cipher)) {
+		ti->error = "whole_disk needs a cipher";
+		r = -EINVAL;
+		goto bad;
+	}
 
 	r = vc->fmt->open(vc);
 	if (r)
@@ -464,13 +488,16 @@ static void vc_status(struct dm_target *ti, status_type_t type,
 		       vc->cipher.spec);
 		sz += vc_cipher_key_status(&vc->cipher, result + sz, maxlen - sz);
 		DMEMIT(" %llu", vc->iv_offset);
-		opts = !!vc->lower + vc->iv_host + !!vc->data_offset;
+		opts = !!vc->lower + vc->iv_host + vc->whole_disk +
+		       !!vc->data_offset;
 		if (opts)
 			DMEMIT(" %u", opts);
 		if (vc->lower)
 			DMEMIT(" backing:%s", vc->lower->name);
 		if (vc->iv_host)
 			DMEMIT(" iv_sector:host");
+		if (vc->whole_disk)
+			DMEMIT(" whole_disk");
 		if (vc->data_offset)
 			DMEMIT(" data_offset:%llu", (u64)vc->data_offset);
 		break;
@@ -479,9 +506,10 @@ static void vc_status(struct dm_target *ti, status_type_t type,
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
 		DMEMIT(",format=%s,cipher=%s,key_size=%u", vc->fmt->name,
 		       vc->cipher.spec, vc->cipher.key_size);
-		DMEMIT(",iv_sector=%s,iv_offset=%llu,data_offset=%llu,backing=%c;",
+		DMEMIT(",iv_sector=%s,iv_offset=%llu,data_offset=%llu,backing=%c,whole_disk=%c;",
 		       vc->iv_host ? "host" : "virtual", vc->iv_offset,
-		       (u64)vc->data_offset, vc->lower ? 'y' : 'n');
+		       (u64)vc->data_offset, vc->lower ? 'y' : 'n',
+		       vc->whole_disk ? 'y' : 'n');
 		break;
 	}
 }
@@ -564,7 +592,7 @@ static void vc_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type vc_target = {
 	.name = "vhdcrypt",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = vc_ctr,
 	.dtr = vc_dtr,

@@ -136,6 +136,7 @@ struct vc_target {
 	sector_t data_offset;		/* first virtual sector mapped */
 	u64 iv_offset;			/* sectors added to every IV sector */
 	bool iv_host;			/* IV from the host, not virtual, sector */
+	bool whole_disk;		/* the cipher covers holes and backing too */
 
 	const struct vc_format *fmt;
 	void *fmt_data;
