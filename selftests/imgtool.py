@@ -12,9 +12,11 @@ file (-512 is the VHD footer at the end).
   imgtool.py vhd-bat-entry FILE BLK  file offset of BAT entry BLK, and its value
   imgtool.py qcow2-info FILE         shell assignments: q_version= q_cluster_bits= ...
   imgtool.py qcow2-l2-entry FILE OFF file offset of the L2 entry that maps virtual
-                                     byte OFF, and its value (fails if unallocated)
+                                     byte OFF, and its value in hex (fails if the
+                                     L2 table is missing)
   imgtool.py peek FILE OFFSET SIZE   print the big-endian integer there
   imgtool.py poke FILE OFFSET SIZE VALUE   store VALUE as a big-endian integer
+                                     (negative: two's complement)
   imgtool.py xor FILE OFFSET MASK    xor one byte with MASK
 """
 
@@ -88,9 +90,8 @@ def vhd_fix(path):
             ft[64:68] = struct.pack(">I", vhd_checksum(ft, 64))
             f.seek(p)
             f.write(ft)
-        if sparse:
-            ft = read_at(f, -512, 512)
-            hoff = struct.unpack(">Q", ft[16:24])[0]
+        hoff = struct.unpack(">Q", read_at(f, -512, 512)[16:24])[0]
+        if sparse and hoff + 1024 <= size:     # (a damaged header may be anywhere)
             hdr = bytearray(read_at(f, hoff, 1024))
             hdr[36:40] = struct.pack(">I", vhd_checksum(hdr, 36))
             f.seek(hoff)
@@ -163,13 +164,15 @@ def main(argv):
         elif cmd == "qcow2-info":
             emit(qcow2_info(f))
         elif cmd == "qcow2-l2-entry":
-            print(*qcow2_l2_entry(f, num(args[0])))
+            where, value = qcow2_l2_entry(f, num(args[0]))
+            print(where, "0x%016x" % value)
         elif cmd == "peek":
             print(be(f, num(args[0]), num(args[1])))
         elif cmd == "poke":
+            # negative values (bash's 64-bit arithmetic) as two's complement
             size = num(args[1])
             f.seek(pos(f, num(args[0])))
-            f.write(num(args[2]).to_bytes(size, "big"))
+            f.write((num(args[2]) % (1 << (8 * size))).to_bytes(size, "big"))
         elif cmd == "xor":
             p = pos(f, num(args[0]))
             b = read_at(f, p, 1)[0] ^ num(args[1])

@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2034
+# (SC2034: IMGTOOL, FIXTURES, WORK, LOOP... are used by the test files)
 # Image helpers for the vhdcrypt selftests 10-32: making VHD/qcow2 images
 # with QEMU's tools, getting the LUKS volume key of a qcow2, mapping images
-# read-only and comparing the result.  Sourced after lib.sh.
+# read-only, comparing the result, one TAP result per case.  Sourced after
+# lib.sh.
 
+SELFTEST_DIR=$(cd "$(dirname "$0")" && pwd)
 IMGTOOL="python3 $SELFTEST_DIR/imgtool.py"
 FIXTURES=${VHDCRYPT_FIXTURES:-$SELFTEST_DIR/fixtures}
 
@@ -18,11 +22,6 @@ cmp_dev_file() {
 is_zero() {
 	[ "$3" -eq 0 ] && return 0
 	cmp -i "$2:0" -n "$3" "$1" /dev/zero >&2
-}
-
-# dev_sha DEV: sha256 of the whole device.
-dev_sha() {
-	sha256sum <"$1" | cut -d' ' -f1
 }
 
 # dev_size DEV: size in bytes.
@@ -85,23 +84,28 @@ qemu_size() {
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'
 }
 
+# qemu_retry CMD...: run a qemu-img command that creates LUKS key slots.
+# QEMU times PBKDF2 and fails now and then with "Unable to get accurate CPU
+# usage" on coarse clocks: retry that, and only that.
+qemu_retry() {
+	local try err=$SELFTEST_TMP/.qemu-err
+	for try in 1 2 3 4 5 6; do
+		"$@" 2>"$err" && return 0
+		grep -q 'accurate CPU usage' "$err" || break
+	done
+	cat "$err" >&2
+	return 1
+}
+
 # luks_create FILE SIZE PASS [OPTS [qemu-img create args...]]: a qcow2 with
-# built-in LUKS, -o encrypt.* and other options added from OPTS.  QEMU times
-# PBKDF2 and fails now and then with "Unable to get accurate CPU usage" on
-# coarse clocks: retry.
+# built-in LUKS (PBKDF2 tuned to 10 ms), -o options added from OPTS.
 luks_create() {
-	local file=$1 size=$2 pass=$3 opts=$4 i
+	local file=$1 size=$2 pass=$3 opts=$4
 	shift 3
 	[ $# -eq 0 ] || shift
-	for i in 1 2 3 4 5 6; do
-		qemu-img create -q -f qcow2 --object "secret,id=sec0,data=$pass" \
-			-o "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${opts:+,$opts}" \
-			"$@" "$file" "$size" 2>"$file.err" && { rm -f "$file.err"; return 0; }
-		grep -q 'accurate CPU usage' "$file.err" || break
-	done
-	cat "$file.err" >&2
-	rm -f "$file.err"
-	return 1
+	qemu_retry qemu-img create -q -f qcow2 --object "secret,id=sec0,data=$pass" \
+		-o "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${opts:+,$opts}" \
+		"$@" "$file" "$size"
 }
 
 # luks_key FILE PASS: prints "<dm cipher> <hex volume key>" of a qcow2 with
@@ -143,140 +147,80 @@ os.execvp(cmd[0], cmd)
 }
 
 # ---------------------------------------------------------------------------
-# TAP and device bookkeeping (used until lib.sh provides them)
+# Test cases, on top of lib.sh
 
-VT_N=0 VT_PASS=0 VT_FAIL=0 VT_SKIP=0
-VT_DMS=() VT_LOOPS=()
-VT_PREFIX=vst$$
+CASE_PREFIX=vst$$
 SKIP_REASON=
 
-vt_plan() {
-	echo "TAP version 13"
-	echo "1..$1"
+# start_image_test [TOOL...]: skip the file without root, the tools or the
+# vhdcrypt module; $WORK is the scratch directory.
+start_image_test() {
+	need_root
+	need_cmd dmsetup losetup od cmp python3 "$@"
+	load_vhdcrypt || skip_all "cannot load the vhdcrypt module"
+	WORK=$SELFTEST_TMP
 }
 
-# vt_run NAME CMD...: run one sub-test in this shell; its status 0 is a
-# pass, 4 a skip (reason in SKIP_REASON), anything else a failure.  Devices
-# it made are removed afterwards.
-vt_run() {
-	local name=$1 rc t0=${EPOCHREALTIME/[.,]/}
+# run_case NAME CMD...: one TAP result for CMD, run in this shell; its output
+# becomes diagnostics.  Status 0 passes, 4 skips (reason in SKIP_REASON),
+# anything else fails.  The dm devices it made are removed afterwards.
+run_case() {
+	local _case_name=$1 _case_rc _case_t0=${EPOCHREALTIME/[.,]/}
 	shift
 	SKIP_REASON=
-	echo "# --- $name"
-	"$@"
-	rc=$?
-	vt_cleanup
-	echo "# time: $(((${EPOCHREALTIME/[.,]/} - t0) / 1000)) ms"
-	VT_N=$((VT_N + 1))
-	case $rc in
-	0) echo "ok $VT_N $name"; VT_PASS=$((VT_PASS + 1)) ;;
-	4) echo "ok $VT_N $name # SKIP ${SKIP_REASON:-no reason given}"; VT_SKIP=$((VT_SKIP + 1)) ;;
-	*) echo "not ok $VT_N $name"; VT_FAIL=$((VT_FAIL + 1)) ;;
+	"$@" >"$SELFTEST_TMP/.case" 2>&1
+	_case_rc=$?
+	dm_remove_all >>"$SELFTEST_TMP/.case" 2>&1
+	case $_case_rc in
+	0) tap_ok "$_case_name" ;;
+	4) tap_skip "$_case_name" "${SKIP_REASON:-no reason given}" ;;
+	*) tap_fail "$_case_name" "exit status $_case_rc" ;;
 	esac
+	[ -s "$SELFTEST_TMP/.case" ] && tap_diag "$(cat "$SELFTEST_TMP/.case")"
+	tap_diag "time: $(((${EPOCHREALTIME/[.,]/} - _case_t0) / 1000)) ms"
 }
 
-vt_done() {
-	echo "# Totals: pass:$VT_PASS fail:$VT_FAIL xfail:0 xpass:0 skip:$VT_SKIP error:0"
-	echo "$VT_PASS passed, $VT_FAIL failed, $VT_SKIP skipped"
-	[ "$VT_FAIL" -eq 0 ] || exit 1
-	[ "$VT_PASS" -gt 0 ] || [ "$VT_SKIP" -eq 0 ] || exit 4
-	exit 0
+# loop FILE: a read-only loop device for FILE, in $LOOP (detached at exit).
+loop() {
+	LOOP=$(new_loop "$1" --ro)
 }
 
-vt_skip_all() {
-	echo "TAP version 13"
-	echo "1..0 # SKIP $*"
-	exit 4
+# map NAME TABLE: a read-only dm device, named $(dev NAME).
+map() {
+	dm_create "$CASE_PREFIX-$1" "$2" --readonly && [ -b "$(dev "$1")" ]
 }
 
-vt_require_target() {
-	[ "$(id -u)" = 0 ] || vt_skip_all "must run as root"
-	command -v dmsetup >/dev/null || vt_skip_all "dmsetup missing"
-	modprobe loop 2>/dev/null
-	if ! dmsetup targets 2>/dev/null | grep -q '^vhdcrypt '; then
-		modprobe dm_mod 2>/dev/null
-		modprobe dm_bufio 2>/dev/null
-		[ -n "${VHDCRYPT_KO:-}" ] || vt_skip_all "vhdcrypt target not loaded and VHDCRYPT_KO unset"
-		insmod "$VHDCRYPT_KO" || vt_skip_all "insmod $VHDCRYPT_KO failed"
-	fi
-	dmsetup targets | grep -q '^vhdcrypt ' || vt_skip_all "no vhdcrypt target"
+dev() {
+	echo "/dev/mapper/$CASE_PREFIX-$1"
 }
 
-# vt_need TOOL...: skip this sub-test if a tool is missing.
-vt_need() {
-	local t
-	for t; do
-		command -v "$t" >/dev/null || { SKIP_REASON="$t not installed"; return 4; }
-	done
-}
-
-vt_cleanup() {
-	local i
-	for ((i = ${#VT_DMS[@]} - 1; i >= 0; i--)); do
-		dmsetup remove --retry "${VT_DMS[i]}" >/dev/null 2>&1
-	done
-	for i in "${VT_LOOPS[@]}"; do
-		losetup -d "$i" 2>/dev/null
-	done
-	VT_DMS=() VT_LOOPS=()
-}
-trap vt_cleanup EXIT
-
-# vt_loop FILE: read-only loop device for FILE, in $LOOP.
-vt_loop() {
-	LOOP=$(losetup -r -f --show "$1") || return 1
-	VT_LOOPS+=("$LOOP")
-}
-
-# vt_map NAME TABLE: dmsetup create --readonly; the device is /dev/mapper/$VT_PREFIX-NAME.
-vt_map() {
-	VT_DMS+=("$VT_PREFIX-$1")
-	dmsetup create --readonly "$VT_PREFIX-$1" --table "$2"
-	udevadm settle 2>/dev/null
-	[ -b "/dev/mapper/$VT_PREFIX-$1" ]
-}
-
-vt_dev() {
-	echo "/dev/mapper/$VT_PREFIX-$1"
-}
-
-# Kernel log since a marker line.
+# Kernel log since a mark.
 kmsg_mark() {
 	KMSG_MARK="selftest-mark-$$-$RANDOM$RANDOM"
 	echo "$KMSG_MARK" >/dev/kmsg
 }
 
-# kmsg_since [MARK]: the kernel log after MARK (default: the last kmsg_mark).
 kmsg_since() {
-	dmesg | sed -n "/${1:-$KMSG_MARK}/,\$p" | tail -n +2
+	dmesg | sed -n "/$KMSG_MARK/,\$p" | tail -n +2
 }
 
-KERNEL_PROBLEMS='WARNING:|BUG:|kernel BUG|Oops|general protection fault|Call Trace|KASAN|UBSAN|refcount_t:|list_(add|del) corruption|blocked for more than|soft lockup'
+# no_kernel_problems: scripts/dmesg-check finds nothing in the kernel log
+# since the last mark (else it prints the lines and this fails).
+no_kernel_problems() {
+	kmsg_since | "${VHDCRYPT_SRC:-$SELFTEST_DIR/..}/scripts/dmesg-check"
+}
 
-# vt_expect_load_fail NAME TABLE: the table load must fail, the kernel log
-# must explain it in a line naming vhdcrypt, and show no kernel problem.
-vt_expect_load_fail() {
+# expect_load_fail NAME TABLE: loading the table must fail, the kernel log
+# must explain why in a line naming vhdcrypt and show no kernel problem.
+expect_load_fail() {
 	local log
 	kmsg_mark
-	if vt_map "$1" "$2" 2>/dev/null; then
-		echo "# table loaded but should have failed: $2"
+	if map "$1" "$2" 2>/dev/null; then
+		echo "table loaded but should have failed: $2"
 		return 1
 	fi
 	log=$(kmsg_since)
-	printf '%s\n' "$log" | sed 's/^/# dmesg: /'
-	if printf '%s\n' "$log" | grep -Eq "$KERNEL_PROBLEMS"; then
-		echo "# kernel problem in dmesg"
-		return 1
-	fi
-	printf '%s\n' "$log" | grep -q vhdcrypt || { echo "# no vhdcrypt message in dmesg"; return 1; }
-}
-
-# vt_no_kernel_problem [MARK]: nothing alarming in the log since MARK
-# (default: the last kmsg_mark).
-vt_no_kernel_problem() {
-	local bad
-	bad=$(kmsg_since "$@" | grep -E "$KERNEL_PROBLEMS")
-	[ -z "$bad" ] && return 0
-	printf '%s\n' "$bad" | sed 's/^/# dmesg: /'
-	return 1
+	printf '%s\n' "$log" | sed 's/^/dmesg: /'
+	no_kernel_problems || return 1
+	printf '%s\n' "$log" | grep -q vhdcrypt || { echo "no vhdcrypt message in dmesg"; return 1; }
 }
