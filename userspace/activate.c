@@ -103,6 +103,10 @@ char *vc_table_params(const struct vc_layer *l, dev_t image_dev, const char *ima
 		o += snprintf(opts + o, sizeof(opts) - o, " iv_sector:host");
 		n++;
 	}
+	if (l->whole_disk) {
+		o += snprintf(opts + o, sizeof(opts) - o, " whole_disk");
+		n++;
+	}
 	if (l->data_offset) {
 		o += snprintf(opts + o, sizeof(opts) - o, " data_offset:%llu",
 			      (unsigned long long)l->data_offset);
@@ -155,6 +159,14 @@ char *vc_table_mask(const char *params)
 /* ------------------------------------------------------------------------ */
 /* keys */
 
+/*
+ * A detached LUKS header encrypts the virtual disk of the whole chain, as
+ * "cryptsetup open --header" over the unencrypted mapping of the top image
+ * would: the top layer gets the cipher with whole_disk (holes and backing
+ * data are decrypted too), the lower layers are mapped with cipher none.
+ * With a payload offset the top device starts there; the backing device is
+ * still addressed by virtual sector, IVs count from the payload.
+ */
 static int vc_keys_header(const struct vc_open_opts *o, struct vc_layer *top,
 			  struct vc_secret_src *src)
 {
@@ -171,10 +183,16 @@ static int vc_keys_header(const struct vc_open_opts *o, struct vc_layer *top,
 	if (r <= 0)
 		return vc_fail(-EMEDIUMTYPE, "%s holds no LUKS header; check --header", o->header);
 	for (l = top; l; l = l->parent) {
-		if ((l->fmt == VC_FMT_VHD && l->kh.set) ||
-		    (l->fmt == VC_FMT_QCOW2 && l->qh.crypt_method))
+		if (!((l->fmt == VC_FMT_VHD && l->kh.set) ||
+		      (l->fmt == VC_FMT_QCOW2 && l->qh.crypt_method)))
+			continue;
+		if (l == top)
 			return vc_fail(-EINVAL, "%s has its own encryption; --header applies to "
 				       "unencrypted images only", l->path);
+		return vc_fail(-ENOTSUP, "%s, in the backing chain of %s, has its own "
+			       "encryption; a detached LUKS header over an encrypted backing "
+			       "image (two encryption layers) is not supported", l->path,
+			       o->image);
 	}
 	r = vc_luks_unlock(o->header, o->image, src, o->key_slot, &info, &vk);
 	if (r)
@@ -185,27 +203,16 @@ static int vc_keys_header(const struct vc_open_opts *o, struct vc_layer *top,
 			       "the virtual disk of %s", (unsigned long long)info.data_offset,
 			       o->header, o->image);
 	}
-	if (info.data_offset && top->parent) {
-		/* lower layers are addressed by virtual sector, IVs count from the payload */
-		vc_key_free(vk);
-		return vc_fail(-ENOTSUP, "the LUKS header %s has a payload offset (%llu sectors); "
-			       "that cannot be combined with the backing chain of %s",
-			       o->header, (unsigned long long)info.data_offset, o->image);
+	for (l = top->parent; l; l = l->parent) {
+		l->enc = VC_ENC_NONE;
+		snprintf(l->cipher, sizeof(l->cipher), "none");
 	}
-	for (l = top; l; l = l->parent) {
-		if (l->fmt == VC_FMT_RAW)
-			continue;
-		l->enc = VC_ENC_HEADER;
-		snprintf(l->cipher, sizeof(l->cipher), "%s", info.cipher);
-		l->key = vc_key_dup(vk);
-		if (!l->key) {
-			vc_key_free(vk);
-			return -ENOMEM;
-		}
-		l->iv_offset = info.iv_offset;
-	}
+	top->enc = VC_ENC_HEADER;
+	snprintf(top->cipher, sizeof(top->cipher), "%s", info.cipher);
+	top->key = vk;
+	top->iv_offset = info.iv_offset;
 	top->data_offset = info.data_offset;
-	vc_key_free(vk);
+	top->whole_disk = true;
 	return 0;
 }
 

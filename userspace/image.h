@@ -78,6 +78,7 @@ struct vc_layer {
 	struct vc_key *key;
 	char keyfile[4096];	/* OpenXT: the key file used */
 	bool iv_host;
+	bool whole_disk;	/* the cipher covers holes and backing data too */
 	uint64_t iv_offset;	/* 512-byte sectors */
 	uint64_t data_offset;	/* 512-byte sectors */
 	char dm_name[128];

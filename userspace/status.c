@@ -60,6 +60,8 @@ int vc_table_parse(const char *params, struct vc_table *t)
 				vc_parse_devt(tok + 8, &t->backing);
 			else if (!strcmp(tok, "iv_sector:host"))
 				t->iv_host = true;
+			else if (!strcmp(tok, "whole_disk"))
+				t->whole_disk = true;
 			else if (sscanf(tok, "data_offset:%llu", &v) == 1)
 				t->data_offset = v;
 		}
@@ -106,6 +108,8 @@ static const char *vc_status_enc(struct vc_slayer *s)
 {
 	if (!strcmp(s->t.cipher, "none"))
 		return "none";
+	if (s->t.whole_disk)
+		return "luks-header";
 	if (!strcmp(s->t.fmt, "vhd"))
 		return !strcmp(s->t.cipher, "aes-xts-plain") && !s->t.data_offset ?
 			"openxt" : "luks-header";
@@ -161,6 +165,9 @@ static void vc_status_text_layer(struct vc_slayer *s, const char *ind)
 	printf("%siv sector:    %s\n", ind, s->t.iv_host ? "host" : "virtual");
 	printf("%siv offset:    %llu sectors\n", ind, (unsigned long long)s->t.iv_offset);
 	printf("%soffset:       %llu sectors\n", ind, (unsigned long long)s->t.data_offset);
+	if (strcmp(s->t.cipher, "none"))
+		printf("%scipher covers: %s\n", ind,
+		       s->t.whole_disk ? "whole disk" : "image data");
 	printf("%simage:        %s\n", ind, s->image_path);
 	if (s->loop)
 		printf("%sloop:         %s\n", ind, s->image_dev);
@@ -207,6 +214,7 @@ static void vc_status_json_layer(struct vc_json *j, struct vc_slayer *s)
 	vc_json_str(j, "iv_sector", s->t.iv_host ? "host" : "virtual");
 	vc_json_u64(j, "iv_offset", s->t.iv_offset);
 	vc_json_u64(j, "data_offset", s->t.data_offset);
+	vc_json_bool(j, "whole_disk", s->t.whole_disk);
 	vc_json_str(j, "image", s->image_path);
 	vc_json_str(j, "loop_device", s->loop ? s->image_dev : NULL);
 	snprintf(devt, sizeof(devt), "%u:%u", major(s->t.image), minor(s->t.image));

@@ -18,6 +18,7 @@ struct vc_table {
 	uint64_t iv_offset;	/* 512-byte sectors */
 	dev_t backing;		/* 0 if none */
 	bool iv_host;
+	bool whole_disk;	/* the cipher covers holes and backing data too */
 	uint64_t data_offset;	/* 512-byte sectors */
 };
 /* Parse params (never keeps key bytes); 0 or -EINVAL. */

@@ -291,6 +291,25 @@ static void test_tables(void)
 	   "data_offset parsed");
 	free(m);
 	vc_safe_free(p);
+
+	/* detached LUKS header over a chain: the top layer covers the whole disk */
+	memset(&l, 0, sizeof(l));
+	l.fmt = VC_FMT_QCOW2;
+	snprintf(l.cipher, sizeof(l.cipher), "aes-xts-plain64");
+	l.whole_disk = true;
+	l.data_offset = 2048;
+	p = vc_table_params(&l, makedev(7, 5), NULL, ":64:logon:vhdcrypt:h", makedev(254, 4), NULL);
+	is_str(p, "qcow2 7:5 aes-xts-plain64 :64:logon:vhdcrypt:h 0 3 backing:254:4 whole_disk "
+	       "data_offset:2048", "whole_disk, in the kernel's option order");
+	ok(!vc_table_parse(p, &t) && t.whole_disk && !t.iv_host && t.data_offset == 2048 &&
+	   t.backing == (dev_t)makedev(254, 4), "whole_disk parsed");
+	vc_safe_free(p);
+	l.data_offset = 0;
+	p = vc_table_params(&l, makedev(7, 5), NULL, ":64:logon:vhdcrypt:h", 0, NULL);
+	is_str(p, "qcow2 7:5 aes-xts-plain64 :64:logon:vhdcrypt:h 0 1 whole_disk",
+	       "whole_disk alone");
+	vc_safe_free(p);
+	ok(!vc_table_parse("qcow2 7:5 none - 0", &t) && !t.whole_disk, "no whole_disk by default");
 }
 
 static void test_json(void)
