@@ -10,6 +10,13 @@
 # "vhdcryptsetup open --header" and compared with what dm-crypt showed.
 # Also: key slots, passphrase on stdin, a wrong passphrase, a file that is
 # not a LUKS header, 4096-byte LUKS2 sectors, a raw payload (not an image).
+#
+# Holes: a detached header encrypts the whole virtual disk (whole_disk in the
+# table), so sparse images (a qcow2 with unallocated and zero clusters, a
+# dynamic VHD with unallocated blocks and partly written blocks, a qcow2
+# overlay over a plain qcow2 or raw base) must read as "cryptsetup open
+# --header" shows them over the plain vhdcrypt mapping of the same image or
+# chain, with and without a payload offset.
 . "$(dirname "$0")/lib.sh"
 
 need_root
@@ -78,10 +85,8 @@ make_payload() {
 	udev_settle
 	local dev=/dev/mapper/$ref size
 	size=$(blockdev --getsize64 "$dev")
-	# Fill all of it: a hole in the container (a qcow2 cluster or VHD block
-	# that qemu-img convert leaves unallocated because its ciphertext is
-	# zero) reads as zeros through vhdcrypt, while dm-crypt decrypts the
-	# zero ciphertext into noise.
+	# Fill all of it, so that these cases compare written data; holes
+	# (decrypted zeros, whole_disk) have their own cases below.
 	{
 		dd if=/dev/urandom of="$dev" bs=1M count=$((size >> 20)) status=none
 		printf 'first sector of %s' "$tag" | dd of="$dev" bs=512 conv=notrunc status=none
@@ -172,7 +177,9 @@ if [ -f plain-luks1 ]; then
 	if [ -n "${LAST:-}" ]; then
 		cli "status: encryption luks-header" 0 "encryption:   luks-header" "$TOOL" status "$LAST"
 		tap_check "status: no key in dmsetup table" \
-			sh -c "dmsetup table $LAST | grep -q ':64:logon:vhdcrypt:$LAST 0\$'"
+			sh -c "dmsetup table $LAST | grep -q ':64:logon:vhdcrypt:$LAST 0 1 whole_disk\$'"
+		cli "status: cipher covers the whole disk" 0 "cipher covers: whole disk" \
+			"$TOOL" status "$LAST"
 		cli "status: close" 0 "" "$TOOL" close "$LAST"
 	fi
 	cli "wrong passphrase: exit 2" 2 "no key slot of p-luks1.qcow2 matches the passphrase" \
@@ -186,6 +193,195 @@ if [ -f plain-luks2-offset ]; then
 		cli "payload offset: status shows it" 0 "offset:       2048 sectors" "$TOOL" status "$LAST"
 		cli "payload offset: close" 0 "" "$TOOL" close "$LAST"
 	fi
+fi
+
+# --- holes -----------------------------------------------------------------
+
+# ref_loop FILE: a read-only loop device for the reference mapping (printed),
+# detached at exit unless loop_drop did it before.
+ref_loop() {
+	local dev
+	dev=$(losetup --find --show --read-only "$1") || return 1
+	at_exit loop_drop "$dev" "$1"
+	echo "$dev"
+}
+
+# loop_drop DEV FILE: detach DEV if it still holds FILE.
+loop_drop() {
+	if losetup -j "$2" 2>/dev/null | grep -q "^$1:"; then
+		losetup -d "$1"
+	fi
+	return 0
+}
+
+vsize() {	# virtual size in bytes
+	qemu-img info --output=json "$1" | sed -n 's/^ *"virtual-size": \([0-9]*\).*/\1/p' | head -n 1
+}
+
+# reference OUT HDR IMAGE [BASE]: what "cryptsetup open --header HDR" shows
+# over the plain vhdcrypt mapping of IMAGE (over the plain mapping of BASE,
+# or a raw BASE's loop device), saved in OUT; the devices are gone after.
+reference() {
+	local out=$1 hdr=$2 img=$3 base=${4:-} pl=$P-pl$RANDOM ref=$P-ref$RANDOM
+	local fmt lo blo='' back='' rc=0 sz
+	case $img in *.vhd) fmt=vhd ;; *) fmt=qcow2 ;; esac
+	if [ -n "$base" ]; then
+		blo=$(ref_loop "$base") || return 1
+		back=" 1 backing:$blo"
+		case $base in
+		*.raw) ;;
+		*)
+			sz=$(vsize "$base")
+			dm_create "$pl-b" "0 $((sz / 512)) vhdcrypt qcow2 $blo none - 0" --readonly ||
+				return 1
+			back=" 1 backing:/dev/mapper/$pl-b"
+			;;
+		esac
+	fi
+	lo=$(ref_loop "$img") || return 1
+	sz=$(vsize "$img")
+	dm_create "$pl" "0 $((sz / 512)) vhdcrypt $fmt $lo none - 0$back" --readonly || return 1
+	if cryptsetup open --readonly --header "$hdr" --key-file pw "/dev/mapper/$pl" "$ref"; then
+		dm_track "$ref"
+		udev_settle
+		dd if="/dev/mapper/$ref" of="$out" bs=1M status=none || rc=1
+		cryptsetup close "$ref" || rc=1
+	else
+		rc=1
+	fi
+	dm_remove "$pl" || rc=1
+	[ -z "$base" ] || dm_remove "$pl-b" || rc=1
+	loop_drop "$lo" "$img"
+	[ -z "$blo" ] || loop_drop "$blo" "$base"
+	return $rc
+}
+
+# not_zero FILE SECTOR: that sector of FILE is not all zeros
+not_zero() {
+	! dd if="$1" bs=512 skip="$2" count=1 status=none | cmp -s - <(head -c 512 /dev/zero)
+}
+
+rnd() {	# rnd BYTES: a file of random bytes, printed
+	local f=rnd-$RANDOM
+	head -c "$1" /dev/urandom >"$f" && echo "$f"
+}
+
+# holes_case TEST IMAGE HOLE-SECTOR [BASE]: for both headers (without and with
+# a payload offset), compare vhdcryptsetup open --header with the reference.
+# HOLE-SECTOR is a sector of the device without payload offset that no
+# image of the chain holds: it must read as decrypted zeros, not as zeros.
+holes_case() {
+	local _t=$1 img=$2 hole=$3 base=${4:-} h t
+	for h in hdr-h hdr-ho; do
+		t=$_t
+		[ "$h" = hdr-ho ] && t="$_t, payload offset"
+		if ! reference ref-holes "$h" "$img" ${base:+"$base"}; then
+			tap_fail "$t: reference (cryptsetup open --header over the plain mapping)"
+			continue
+		fi
+		if [ "$h" = hdr-h ]; then
+			tap_check "$t: the hole reads as decrypted zeros" not_zero ref-holes "$hole"
+		fi
+		LAST=
+		KEEP=1 check_open "$t" "$img" ref-holes --header "$h" --key-file pw
+		if [ -n "$LAST" ]; then
+			case $base:$h in
+			*.qcow2:hdr-h) chain_status "$t" "$LAST" ;;
+			esac
+			cli "$t: close" 0 "" "$TOOL" close "$LAST"
+			tap_check "$t: nothing left behind" nothing_left "$LAST" "$W/$img" \
+				${base:+"$W/$base"}
+		fi
+		LAST=
+		rm -f ref-holes
+	done
+}
+
+# chain_status TEST NAME: a header over a chain: whole_disk on top, plain below
+chain_status() {
+	local _t=$1 name=$2 top low
+	cli "$_t: status, whole disk" 0 "cipher covers: whole disk" "$TOOL" status "$name"
+	cli "$_t: status, lower layer unencrypted" 0 "    encryption:   none" "$TOOL" status "$name"
+	top=$(dmsetup table "$name")
+	low=$(dmsetup table "$name-L1" 2>/dev/null)
+	tap_check "$_t: tables: whole_disk on top, cipher none below" \
+		sh -c "echo '$top' | grep -qE ' 0 2 backing:[0-9]+:[0-9]+ whole_disk\$' &&
+		       echo '$low' | grep -qE ' none - 0\$'"
+	"$TOOL" status --json "$name" >"$SELFTEST_TMP/st.json" 2>&1
+	tap_check "$_t: status --json whole_disk" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["whole_disk"] is True and j["encryption"] == "luks-header", j
+assert len(j["chain"]) == 1 and j["chain"][0]["whole_disk"] is False, j["chain"]
+assert j["chain"][0]["encryption"] == "none", j["chain"]
+' "$SELFTEST_TMP/st.json"
+}
+
+# shellcheck disable=SC2086
+holes_setup() {
+	local c
+	rm -f hdr-h hdr-ho
+	truncate -s 8M scratch.raw
+	cryptsetup luksFormat -q --type luks2 --sector-size 512 $PB2 --header hdr-h \
+		--key-file pw scratch.raw || return 1
+	cryptsetup luksFormat -q --type luks2 --sector-size 512 $PB2 --offset 2048 \
+		--header hdr-ho --key-file pw scratch.raw || return 1
+
+	# a sparse qcow2: written clusters, unallocated clusters, zero clusters
+	# (unallocated, allocated and unmapped), a partly written cluster
+	qemu-img create -q -f qcow2 -o compat=1.1 sparse.qcow2 8M || return 1
+	qemu-io -f qcow2 -c "write -s $(rnd 65536) 0 64k" -c "write -s $(rnd 196608) 1M 192k" \
+		-c "write -s $(rnd 4096) 3076k 4k" -c "write -z 5M 64k" \
+		-c "write -s $(rnd 262144) 6M 256k" -c "write -z 6M 128k" -c "write -z -u 6272k 64k" \
+		-c "write -s $(rnd 65536) 8128k 64k" sparse.qcow2 >/dev/null || return 1
+
+	# a sparse dynamic VHD (2 MiB blocks): a partly written block, an
+	# unallocated block
+	qemu-img create -q -f vpc -o subformat=dynamic,force_size=on sparse.vhd 8M || return 1
+	qemu-io -f vpc -c "write -s $(rnd 65536) 0 64k" -c "write -s $(rnd 512) 2052k 512" \
+		-c "write -s $(rnd 1048576) 2560k 1M" -c "write -s $(rnd 65536) 8128k 64k" \
+		sparse.vhd >/dev/null || return 1
+
+	# a plain qcow2 chain: the overlay holds data over base data and over a
+	# hole, and zero clusters over base data and over a hole
+	qemu-img create -q -f qcow2 hbase.qcow2 8M || return 1
+	qemu-io -f qcow2 -c "write -s $(rnd 262144) 0 256k" -c "write -s $(rnd 1048576) 4M 1M" \
+		-c "write -s $(rnd 65536) 7M 64k" hbase.qcow2 >/dev/null || return 1
+	qemu-img create -q -f qcow2 -b hbase.qcow2 -F qcow2 hover.qcow2 || return 1
+	qemu-io -f qcow2 -c "write -s $(rnd 65536) 128k 64k" -c "write -s $(rnd 65536) 2M 64k" \
+		-c "write -z 4352k 128k" -c "write -z 6M 64k" hover.qcow2 >/dev/null || return 1
+
+	# an overlay (8 MiB) over a smaller raw base (6 MiB): past its end the
+	# base reads as zeros
+	truncate -s 6M rbase.raw
+	dd if="$(rnd 1048576)" of=rbase.raw bs=1M seek=1 conv=notrunc status=none || return 1
+	qemu-img create -q -f qcow2 -b rbase.raw -F raw rover.qcow2 8M || return 1
+	qemu-io -f qcow2 -c "write -s $(rnd 65536) 1M 64k" -c "write -z 1536k 64k" \
+		rover.qcow2 >/dev/null || return 1
+	for c in rnd-*; do rm -f "$c"; done
+}
+
+if holes_setup; then
+	# sector 4096 (2 MiB): unallocated in sparse.qcow2; 10240 (5 MiB): an
+	# unallocated VHD block; 6144 (3 MiB): in no image of the chains
+	holes_case "holes: sparse qcow2" sparse.qcow2 4096
+	holes_case "holes: sparse dynamic VHD" sparse.vhd 10240
+	holes_case "holes: qcow2 overlay over a plain qcow2 base" hover.qcow2 6144 hbase.qcow2
+	holes_case "holes: qcow2 overlay over a smaller raw base" rover.qcow2 14336 rbase.raw
+
+	# two encryption layers: a detached header over a LUKS-encrypted base
+	for _ in 1 2 3 4 5; do	# QEMU's PBKDF2 timing fails now and then: retry
+		qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+			-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 \
+			lbase.qcow2 8M 2>/dev/null && break
+	done
+	qemu-img create -q -f qcow2 -b lbase.qcow2 -F qcow2 -u lover.qcow2 8M
+	cli "header over an encrypted base: refused" 1 "(two encryption layers) is not supported" \
+		"$TOOL" open --header hdr-h --key-file pw lover.qcow2 "$P-x"
+	tap_check "header over an encrypted base: nothing left behind" nothing_left "$P-x" \
+		"$W/lover.qcow2" "$W/lbase.qcow2"
+else
+	tap_fail "holes: making the sparse images and the headers"
 fi
 
 # refusals
