@@ -44,7 +44,7 @@ PATTERN=(
 # compare the device with qemu-img convert -O raw.  A raw file for the
 # expected data may be given in EXPECT instead.
 check() {
-	local name=$1 back=$2 img=$WORK/$1.qcow2 raw=$WORK/$1.raw opt='' q_size dev
+	local name=$1 back=$2 img=$WORK/$1.qcow2 raw=$WORK/$1.raw opt='' q_size
 	q_size=$(qcow2_size "$img")
 	if [ -n "$EXPECT" ]; then
 		raw=$EXPECT
@@ -54,10 +54,7 @@ check() {
 	loop "$img" || return 1
 	[ -n "$back" ] && opt=" 1 backing:$back"
 	map "$name" "0 $((q_size / 512)) vhdcrypt qcow2 $LOOP none - 0$opt" || return 1
-	dev=$(dev "$name")
-	[ "$(dev_size "$dev")" -eq "$q_size" ] ||
-		{ echo "device size $(dev_size "$dev") != $q_size"; return 1; }
-	cmp_dev_file "$dev" "$raw" "$q_size" || return 1
+	same "$(dev "$name")" "$raw" || return 1
 	[ -n "$EXPECT" ] || rm -f "$raw"
 }
 EXPECT=

@@ -59,14 +59,6 @@ map_luks() {
 	DEV=$(dev "$name")
 }
 
-# same DEV RAW: device and expected file are equal (size and bytes).
-same() {
-	local size
-	size=$(stat -c %s "$2")
-	[ "$(dev_size "$1")" -eq "$size" ] || { echo "size $(dev_size "$1") != $size"; return 1; }
-	cmp_dev_file "$1" "$2" "$size"
-}
-
 # make_luks NAME CLUSTER [encrypt.* options]: $WORK/NAME.qcow2 with the
 # passphrase pw-NAME, written with PATTERN, and its plaintext $WORK/NAME.raw.
 make_luks() {

@@ -102,7 +102,7 @@ buffered() {
 				{ echo "buffered read of $len bytes at byte $off: wrong data"; bad=1; }
 		done
 	done
-	cmp "$dev" "$exp" || bad=1
+	same "$dev" "$exp" || bad=1
 	return "$bad"
 }
 
@@ -149,7 +149,7 @@ roundtrip() {
 		dmsetup resume "$name" || return 1
 	t2=$(dmsetup table "$name")
 	[ "$t1" = "$t2" ] || { echo "table changed after reload: $t2"; return 1; }
-	cmp "$(dev "$1")" "$exp" || return 1
+	same "$(dev "$1")" "$exp" || return 1
 	st=$(dmsetup status "$name") || return 1
 	echo "status: $st"
 	read -r -a f <<<"$st"
@@ -185,7 +185,7 @@ lifecycle() {
 		{ echo "key set with half the key size accepted"; return 1; }
 	dmsetup resume "$name" 2>/dev/null && { echo "resume after a bad key set succeeded"; return 1; }
 	dmsetup message "$name" 0 key set "$key" && dmsetup resume "$name" || return 1
-	cmp "$(dev "$1")" "$exp"
+	same "$(dev "$1")" "$exp"
 }
 
 # vhd_case FUNC ARGS...: map the VHD, run FUNC vhd EXPECTED ARGS...

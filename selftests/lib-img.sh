@@ -29,6 +29,14 @@ dev_size() {
 	blockdev --getsize64 "$1"
 }
 
+# same DEV FILE: the device has the file's size and bytes.
+same() {
+	local size
+	size=$(stat -c %s "$2")
+	[ "$(dev_size "$1")" -eq "$size" ] || { echo "device size $(dev_size "$1") != $size"; return 1; }
+	cmp_dev_file "$1" "$2" "$size"
+}
+
 # ---------------------------------------------------------------------------
 # Header fields (od is much cheaper than python3 in an emulated guest)
 
@@ -114,7 +122,7 @@ luks_create() {
 luks_key() {
 	local file=$1 pass=$2 fde dir region pw name mode key
 	fde=$(qcow2_fde "$file") || { echo "luks_key: $file has no LUKS header" >&2; return 1; }
-	dir=$(mktemp -d "$TMPDIR/luks.XXXXXX")
+	dir=$(mktemp -d "$SELFTEST_TMP/luks.XXXXXX")
 	region=$dir/region.bin pw=$dir/pass
 	dd if="$file" of="$region" iflag=skip_bytes,count_bytes \
 		skip="${fde% *}" count="${fde#* }" status=none
@@ -210,17 +218,22 @@ no_kernel_problems() {
 	kmsg_since | "${VHDCRYPT_SRC:-$SELFTEST_DIR/..}/scripts/dmesg-check"
 }
 
-# expect_load_fail NAME TABLE: loading the table must fail, the kernel log
-# must explain why in a line naming vhdcrypt and show no kernel problem.
-expect_load_fail() {
+# failure_explained: after a failed table load, the kernel log since the
+# mark explains it in a line naming vhdcrypt and shows no kernel problem.
+failure_explained() {
 	local log
+	log=$(kmsg_since)
+	printf '%s\n' "$log" | sed 's/^/dmesg: /'
+	no_kernel_problems || return 1
+	printf '%s\n' "$log" | grep -q vhdcrypt || { echo "no vhdcrypt message in dmesg"; return 1; }
+}
+
+# expect_load_fail NAME TABLE: loading the table must fail, explained.
+expect_load_fail() {
 	kmsg_mark
 	if map "$1" "$2" 2>/dev/null; then
 		echo "table loaded but should have failed: $2"
 		return 1
 	fi
-	log=$(kmsg_since)
-	printf '%s\n' "$log" | sed 's/^/dmesg: /'
-	no_kernel_problems || return 1
-	printf '%s\n' "$log" | grep -q vhdcrypt || { echo "no vhdcrypt message in dmesg"; return 1; }
+	failure_explained
 }
