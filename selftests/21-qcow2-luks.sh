@@ -131,12 +131,14 @@ keyring() {
 		echo "a 32-byte key reference to a 64-byte key was accepted"
 		return 1
 	fi
+	failure_explained || return 1
+	kmsg_mark
 	if dmsetup create --readonly "$name-bad" --table \
 		"0 $((q_size / 512)) vhdcrypt qcow2 $LOOP $cipher :64:logon:vhdcrypt:absent-$$ 0 1 iv_sector:host" 2>/dev/null; then
 		echo "a key that is not in any keyring was accepted"
 		return 1
 	fi
-	no_kernel_problems
+	failure_explained
 }
 
 # QEMU's legacy "aes" encryption (crypt_method 1): AES-128-CBC, the key is

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout=600
+# timeout=900
 #
 # Hostile images: damaged copies of small good qcow2 and VHD images (header
 # fields out of range, L1/L2/BAT entries pointing outside the device or into
@@ -118,12 +118,12 @@ garbage_compressed() {
 
 # flips SEED N FIRST LAST IMG: flip N seeded random bits in bytes FIRST..LAST.
 flips() {
-	local i off bit
+	local i args=()
 	RANDOM=$1
 	for ((i = 0; i < $2; i++)); do
-		off=$(($3 + RANDOM % ($4 - $3 + 1))) bit=$((RANDOM % 8))
-		$IMGTOOL xor "$5" "$off" $((1 << bit)) || return 1
+		args+=($(($3 + RANDOM % ($4 - $3 + 1))) $((1 << (RANDOM % 8))))
 	done
+	$IMGTOOL xor "$5" "${args[@]}"
 }
 
 # VHD: poke a field, then make the checksums right again so the value is

@@ -17,7 +17,7 @@ file (-512 is the VHD footer at the end).
   imgtool.py peek FILE OFFSET SIZE   print the big-endian integer there
   imgtool.py poke FILE OFFSET SIZE VALUE   store VALUE as a big-endian integer
                                      (negative: two's complement)
-  imgtool.py xor FILE OFFSET MASK    xor one byte with MASK
+  imgtool.py xor FILE OFFSET MASK [OFFSET MASK...]   xor bytes with masks
 """
 
 import os
@@ -174,10 +174,11 @@ def main(argv):
             f.seek(pos(f, num(args[0])))
             f.write((num(args[2]) % (1 << (8 * size))).to_bytes(size, "big"))
         elif cmd == "xor":
-            p = pos(f, num(args[0]))
-            b = read_at(f, p, 1)[0] ^ num(args[1])
-            f.seek(p)
-            f.write(bytes([b]))
+            for off, mask in zip(args[0::2], args[1::2]):
+                p = pos(f, num(off))
+                b = read_at(f, p, 1)[0] ^ num(mask)
+                f.seek(p)
+                f.write(bytes([b]))
         else:
             raise SystemExit("unknown command %r\n%s" % (cmd, __doc__))
     return 0
