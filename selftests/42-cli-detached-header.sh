@@ -18,6 +18,7 @@
 # --header" shows them over the plain vhdcrypt mapping of the same image or
 # chain, with and without a payload offset.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-cli.sh"
 
 need_root
 need_cmd cryptsetup qemu-img qemu-io dmsetup losetup cmp blockdev
@@ -29,44 +30,6 @@ TOOL=${VHDCRYPT_TOOL:-$VHDCRYPT_SRC/userspace/vhdcryptsetup}
 W=$SELFTEST_TMP
 cd "$W" || skip_all "no work directory"
 P=vch$$
-
-close_quiet() {
-	"$TOOL" close "$1" >/dev/null 2>&1
-	local n
-	for n in "$1" "$1-L1" "$1-L2"; do
-		dm_remove "$n" >/dev/null 2>&1
-	done
-	return 0
-}
-
-cli() {
-	local _n=$1 _want=$2 _msg=$3 _rc
-	shift 3
-	"$@" >"$SELFTEST_TMP/.cli" 2>&1
-	_rc=$?
-	if [ "$_rc" -eq "$_want" ] && { [ -z "$_msg" ] || grep -qF -- "$_msg" "$SELFTEST_TMP/.cli"; }; then
-		tap_ok "$_n"
-		return 0
-	fi
-	tap_fail "$_n" "command: $*" "exit status $_rc, wanted $_want${_msg:+ and \"$_msg\"}" \
-		"$(cat "$SELFTEST_TMP/.cli")"
-	return 1
-}
-
-nothing_left() {
-	local n=$1 img
-	shift
-	if dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep -qE "^$n(-L[0-9]+)?$"; then
-		echo "dm devices left: $(dmsetup ls)"
-		return 1
-	fi
-	for img; do
-		if [ -n "$(losetup -j "$img" 2>/dev/null)" ]; then
-			echo "loop device left on $img"
-			return 1
-		fi
-	done
-}
 
 printf 'header secret' >pw
 printf 'second secret' >pw2

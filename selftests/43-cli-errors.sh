@@ -10,6 +10,7 @@
 # close/status of unknown or foreign devices, a missing kernel target; and
 # the block-device image path (a loop device the caller owns is left alone).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-cli.sh"
 
 need_root
 need_cmd qemu-img qemu-io dmsetup losetup xz python3 blockdev
@@ -24,16 +25,7 @@ cd "$W" || skip_all "no work directory"
 P=vce$$
 unset TAPDISK2_CRYPTO_KEYDIR TAPDISK3_CRYPTO_KEYDIR VHDCRYPT_DEBUG
 
-close_quiet() {
-	"$TOOL" close "$1" >/dev/null 2>&1
-	local n
-	for n in "$1" "$1-L1" "$1-L2"; do
-		dm_remove "$n" >/dev/null 2>&1
-	done
-	return 0
-}
-
-# cli NAME WANT_RC MSG CMD...: exit status and message; errors are one line.
+# cli, stricter than lib-cli.sh's: a failure must be one line on stderr.
 cli() {
 	local _n=$1 _want=$2 _msg=$3 _rc _lines
 	shift 3
@@ -48,21 +40,6 @@ cli() {
 	tap_fail "$_n" "command: $*" "exit status $_rc, wanted $_want${_msg:+ and \"$_msg\"}" \
 		"stderr ($_lines lines): $(cat "$SELFTEST_TMP/.err")" "stdout: $(head -c 2000 "$SELFTEST_TMP/.cli")"
 	return 1
-}
-
-nothing_left() {
-	local n=$1 img
-	shift
-	if dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep -qE "^$n(-L[0-9]+)?$"; then
-		echo "dm devices left: $(dmsetup ls)"
-		return 1
-	fi
-	for img; do
-		if [ -n "$(losetup -j "$img" 2>/dev/null)" ]; then
-			echo "loop device left on $img: $(losetup -j "$img")"
-			return 1
-		fi
-	done
 }
 
 for f in parent child-own aes256xts; do
