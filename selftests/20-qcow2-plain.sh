@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout=600
+# timeout=1200
 #
 # Unencrypted qcow2 images made by qemu-img/qemu-io, mapped with cipher
 # "none" and compared with qemu-img convert -O raw: versions 2 and 3, cluster

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout=600
+# timeout=1200
 #
 # The OpenXT encrypted VHD fixtures (fixtures/openxt, made with the real
 # OpenXT blktap tools): every image and chain is mapped with its key
