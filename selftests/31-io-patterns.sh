@@ -45,7 +45,7 @@ setup_qcow2() {
 			--image-opts "driver=qcow2,file.filename=$img,encrypt.key-secret=sec0" \
 			-c "write -P 0x5a 1536k 3k" -c "write -z 2M 64k" -c "write -P 0x11 7000k 4k" >/dev/null &&
 		qemu-img convert --object secret,id=sec0,data=pw-io \
-			--image-opts "driver=qcow2,file.filename=$img,encrypt.key-secret=sec0" -O raw "$WORK/qcow.exp" ||
+			--image-opts "driver=qcow2,file.filename=$img,encrypt.key-secret=sec0" -O raw "$WORK/qcow2.exp" ||
 		return 1
 	ck=$(luks_key "$img" pw-io) || return 1
 	q_size=$(qcow2_size "$img")
@@ -154,8 +154,10 @@ roundtrip() {
 	echo "status: $st"
 	read -r -a f <<<"$st"
 	# f: start length target format sectors fields...
-	[ "${f[2]}" = vhdcrypt ] && [ "${f[3]}" = "$fmt" ] && [ "${f[4]}" = "${f[1]}" ] ||
-		{ echo "status does not start with <format> <virtual sectors>"; return 1; }
+	if [ "${f[2]}" != vhdcrypt ] || [ "${f[3]}" != "$fmt" ] || [ "${f[4]}" != "${f[1]}" ]; then
+		echo "status does not start with <format> <virtual sectors>"
+		return 1
+	fi
 	status_fields "${f[@]:5}" || return 1
 	for k in cache_hits cache_misses io_errors mem; do
 		[[ $st =~ \ $k:[0-9]+( |$) ]] || { echo "status has no numeric $k"; return 1; }
@@ -188,35 +190,36 @@ lifecycle() {
 	same "$(dev "$1")" "$exp"
 }
 
-# vhd_case FUNC ARGS...: map the VHD, run FUNC vhd EXPECTED ARGS...
-vhd_case() {
-	map vhd "$VHD_TABLE" && "$1" vhd "$WORK/vhd.exp" "${@:2}"
+# on NAME TABLE FUNC ARGS...: map TABLE as NAME, then FUNC NAME EXPECTED ARGS...
+on() {
+	local name=$1 table=$2 fn=$3
+	shift 3
+	map "$name" "$table" && "$fn" "$name" "$WORK/$name.exp" "$@"
 }
 
-qcow_case() {
-	map qcow "$QCOW_TABLE" && "$1" qcow "$WORK/qcow.exp" "${@:2}"
+# device_cases NAME TABLE FORMAT KEY HOT...: the checks of one mapping.
+device_cases() {
+	local name=$1 table=$2 fmt=$3 key=$4
+	shift 4
+	run_case "$name: O_DIRECT reads at odd offsets and sizes" on "$name" "$table" odd_direct
+	run_case "$name: buffered unaligned reads" on "$name" "$table" buffered
+	run_case "$name: concurrent random O_DIRECT readers under fio" on "$name" "$table" concurrent "$@"
+	run_case "$name: table reload round trip, status" on "$name" "$table" roundtrip "$fmt"
+	run_case "$name: key wipe / key set" on "$name" "$table" lifecycle "$key"
 }
 
 tap_plan 12
 run_case "OpenXT fixture and its expected plaintext" setup_vhd
 if [ -n "${VHD_TABLE:-}" ]; then
-	run_case "vhd: O_DIRECT reads at odd offsets and sizes" vhd_case odd_direct
-	run_case "vhd: buffered unaligned reads" vhd_case buffered
 	# shellcheck disable=SC2086 # a list of sectors
-	run_case "vhd: concurrent random O_DIRECT readers under fio" vhd_case concurrent $VHD_HOT
-	run_case "vhd: table reload round trip, status" vhd_case roundtrip vhd
-	run_case "vhd: key wipe / key set" vhd_case lifecycle "$VHD_KEY"
+	device_cases vhd "$VHD_TABLE" vhd "$VHD_KEY" $VHD_HOT
 else
 	for i in 1 2 3 4 5; do run_case "vhd case $i (setup failed)" false; done
 fi
 run_case "qcow2+LUKS image made" setup_qcow2
 if [ -n "${QCOW_TABLE:-}" ]; then
-	run_case "qcow2: O_DIRECT reads at odd offsets and sizes" qcow_case odd_direct
-	run_case "qcow2: buffered unaligned reads" qcow_case buffered
 	# shellcheck disable=SC2086 # a list of sectors
-	run_case "qcow2: concurrent random O_DIRECT readers under fio" qcow_case concurrent $QCOW_HOT
-	run_case "qcow2: table reload round trip, status" qcow_case roundtrip qcow2
-	run_case "qcow2: key wipe / key set" qcow_case lifecycle "$QCOW_KEY"
+	device_cases qcow2 "$QCOW_TABLE" qcow2 "$QCOW_KEY" $QCOW_HOT
 else
 	for i in 1 2 3 4 5; do run_case "qcow2 case $i (no image)" false; done
 fi
