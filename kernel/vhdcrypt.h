@@ -154,8 +154,6 @@ struct vc_target {
 	struct bio_set split_bs;	/* bios split in the worker */
 
 	bool suspended;			/* key set/wipe are allowed */
-	const char *image_path;		/* for the status line */
-	const char *lower_path;
 };
 
 /* Per-bio data: lets map() hand a bio to the worker. */
