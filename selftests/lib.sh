@@ -174,7 +174,7 @@ udev_settle() {
 new_loop() {
 	local file=$1 ro='' dev
 	[ "${2:-}" = --ro ] && ro=--read-only
-	modprobe loop 2>/dev/null
+	[ -e /dev/loop-control ] || modprobe loop 2>/dev/null
 	dev=$(losetup --find --show $ro "$file") || return 1
 	at_exit losetup -d "$dev"
 	echo "$dev"
@@ -196,18 +196,24 @@ dm_create() {
 # dm_remove NAME: remove it if it still exists; a device that will not go
 # (suspended, key wiped, still open) gets an error table and goes then.
 dm_remove() {
-	dmsetup info "$1" >/dev/null 2>&1 || return 0
 	dmsetup remove --retry "$1" >/dev/null 2>&1 ||
+		! dmsetup info "$1" >/dev/null 2>&1 ||
 		dmsetup remove --force --retry "$1" || return 1
 	udev_settle
 }
 
+# dm_remove_all: remove every tracked device; the ones that would not go
+# stay tracked.
 dm_remove_all() {
-	local name rc=0
+	local name left=()
 	for name in $(tac "$_dm_names"); do
-		dm_remove "$name" || rc=1
+		dm_remove "$name" || left+=("$name")
 	done
-	return "$rc"
+	: >"$_dm_names"
+	for ((name = ${#left[@]} - 1; name >= 0; name--)); do
+		echo "${left[name]}" >>"$_dm_names"
+	done
+	[ ${#left[@]} -eq 0 ]
 }
 
 # --- module ----------------------------------------------------------------
