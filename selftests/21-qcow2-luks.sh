@@ -143,6 +143,7 @@ keyring() {
 
 # QEMU's legacy "aes" encryption (crypt_method 1): AES-128-CBC, the key is
 # the passphrase's first 16 bytes zero-padded, IV = plain64(guest sector).
+# shellcheck disable=SC2034 # run_case reads SKIP_REASON
 legacy_aes() {
 	local img=$WORK/legacy.qcow2 pass=legacy-pass q_size key
 	qemu-img create -q -f qcow2 --object "secret,id=sec0,data=$pass" -o encrypt.format=aes,encrypt.key-secret=sec0 \

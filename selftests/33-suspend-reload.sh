@@ -42,8 +42,7 @@ readers() {
 
 # cycle NAME TABLE N: suspend/resume, then reload the same table, N times.
 cycle() {
-	local i
-	for i in $(seq 1 "$3"); do
+	for _ in $(seq 1 "$3"); do
 		dmsetup suspend "$1" && dmsetup resume "$1" || return 1
 		dmsetup load --readonly "$1" --table "$2" && dmsetup suspend "$1" &&
 			dmsetup resume "$1" || return 1

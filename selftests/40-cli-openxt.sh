@@ -29,6 +29,7 @@ W=$SELFTEST_TMP/openxt
 mkdir -p "$W"
 for f in "$FX"/*.vhd.xz; do
 	b=$(basename "$f" .xz)
+	# shellcheck disable=SC2216 # cp reads /dev/stdin
 	xz -dc "$f" | cp --sparse=always /dev/stdin "$W/$b" || skip_all "cannot decompress $f"
 done
 cp -r "$FX"/keys* "$W/"

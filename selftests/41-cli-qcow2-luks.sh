@@ -23,17 +23,12 @@ cd "$W" || skip_all "no work directory"
 P=vcq$$
 
 # mkluks FILE SIZE PASS [-o extras] [qemu-img create args...]: qcow2 with LUKS.
-# QEMU times PBKDF2 and fails now and then on coarse clocks: retry.
 mkluks() {
-	local f=$1 size=$2 pass=$3 extra=$4 i
+	local f=$1 size=$2 pass=$3 extra=$4
 	shift 4
-	for i in 1 2 3 4 5; do
-		qemu-img create -q -f qcow2 --object "secret,id=sec0,data=$pass" \
-			-o "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${extra:+,$extra}" \
-			"$@" "$f" "$size" 2>/dev/null && return 0
-	done
-	echo "qemu-img could not create $f" >&2
-	return 1
+	qemu_retry qemu-img create -q -f qcow2 --object "secret,id=sec0,data=$pass" \
+		-o "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${extra:+,$extra}" \
+		"$@" "$f" "$size"
 }
 
 PATTERN=(
@@ -109,14 +104,10 @@ variant twofish-cbc-plain64 "encrypt.cipher-alg=twofish-256,encrypt.cipher-mode=
 variant sha512-512b-clusters "encrypt.hash-alg=sha512" 512
 
 # 3. key slots
-amend_ok=0
-for i in 1 2 3 4 5; do
-	qemu-img amend --object secret,id=sec0,data=pw-one --object secret,id=sec1,data=pw-two \
-		--image-opts "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0" \
-		-o encrypt.state=active,encrypt.new-secret=sec1,encrypt.keyslot=3,encrypt.iter-time=10 \
-		2>/dev/null && { amend_ok=1; break; }
-done
-if [ $amend_ok = 1 ]; then
+if qemu_retry qemu-img amend --object secret,id=sec0,data=pw-one \
+	--object secret,id=sec1,data=pw-two \
+	--image-opts "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0" \
+	-o encrypt.state=active,encrypt.new-secret=sec1,encrypt.keyslot=3,encrypt.iter-time=10; then
 	map_cmp "second passphrase in key slot 3" a.qcow2 a.raw --key-file pw2
 	map_cmp "--key-slot 3" a.qcow2 a.raw --key-file pw2 --key-slot 3
 	cli "--key-slot 0 with slot 3's passphrase: exit 2" 2 "matches the passphrase" \

@@ -333,11 +333,8 @@ if holes_setup; then
 	holes_case "holes: qcow2 overlay over a smaller raw base" rover.qcow2 14336 rbase.raw
 
 	# two encryption layers: a detached header over a LUKS-encrypted base
-	for _ in 1 2 3 4 5; do	# QEMU's PBKDF2 timing fails now and then: retry
-		qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
-			-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 \
-			lbase.qcow2 8M 2>/dev/null && break
-	done
+	qemu_retry qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+		-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 lbase.qcow2 8M
 	qemu-img create -q -f qcow2 -b lbase.qcow2 -F qcow2 -u lover.qcow2 8M
 	cli "header over an encrypted base: refused" 1 "(two encryption layers) is not supported" \
 		"$TOOL" open --header hdr-h --key-file pw lover.qcow2 "$P-x"

@@ -43,6 +43,7 @@ cli() {
 }
 
 for f in parent child-own aes256xts; do
+	# shellcheck disable=SC2216 # cp reads /dev/stdin
 	xz -dc "$FX/$f.vhd.xz" | cp --sparse=always /dev/stdin "$W/$f.vhd"
 done
 cp -r "$FX/keys" "$W/"

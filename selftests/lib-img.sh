@@ -92,19 +92,6 @@ qemu_size() {
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'
 }
 
-# qemu_retry CMD...: run a qemu-img command that creates LUKS key slots.
-# QEMU times PBKDF2 and fails now and then with "Unable to get accurate CPU
-# usage" on coarse clocks: retry that, and only that.
-qemu_retry() {
-	local try err=$SELFTEST_TMP/.qemu-err
-	for try in 1 2 3 4 5 6; do
-		"$@" 2>"$err" && return 0
-		grep -q 'accurate CPU usage' "$err" || break
-	done
-	cat "$err" >&2
-	return 1
-}
-
 # luks_create FILE SIZE PASS [OPTS [qemu-img create args...]]: a qcow2 with
 # built-in LUKS (PBKDF2 tuned to 10 ms), -o options added from OPTS.
 luks_create() {

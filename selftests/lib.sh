@@ -26,6 +26,8 @@
 #           dm_remove_all; tracked dm devices are removed at exit.
 # Module:   load_vhdcrypt (modprobe dm_mod dm_bufio, insmod $VHDCRYPT_KO once;
 #           skips the file if no module was built).
+# Tools:    qemu_retry CMD... runs a qemu-img command that makes LUKS key
+#           slots, retrying QEMU's flaky PBKDF2 timing.
 # Data:     sha256_dev DEV_OR_FILE prints the sha256 of its whole content.
 #
 # Environment (set by run_tests.sh): VHDCRYPT_KO, VHDCRYPT_TOOL,
@@ -214,6 +216,21 @@ dm_remove_all() {
 		echo "${left[name]}" >>"$_dm_names"
 	done
 	[ ${#left[@]} -eq 0 ]
+}
+
+# --- tools -----------------------------------------------------------------
+
+# qemu_retry CMD...: run a qemu-img command that creates LUKS key slots.
+# QEMU times PBKDF2 and fails now and then with "Unable to get accurate CPU
+# usage" when the CPU-time clock did not move: retry that, and only that.
+qemu_retry() {
+	local err=$SELFTEST_TMP/.qemu-err
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		"$@" 2>"$err" && return 0
+		grep -q 'accurate CPU usage' "$err" || break
+	done
+	cat "$err" >&2
+	return 1
 }
 
 # --- module ----------------------------------------------------------------
