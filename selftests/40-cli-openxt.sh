@@ -13,12 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-cli.sh"
 
-need_root
-need_cmd xz dmsetup losetup sha256sum python3 blockdev
-load_vhdcrypt || skip_all "cannot load dm-vhdcrypt"
-modprobe loop 2>/dev/null
-TOOL=${VHDCRYPT_TOOL:-$VHDCRYPT_SRC/userspace/vhdcryptsetup}
-[ -x "$TOOL" ] || skip_all "vhdcryptsetup not built ($TOOL)"
+start_cli_test xz sha256sum python3
 FX=${VHDCRYPT_FIXTURES:-$(dirname "$0")/fixtures}/openxt
 [ -f "$FX/expected.sha256" ] || skip_all "no OpenXT fixtures in $FX"
 unset TAPDISK2_CRYPTO_KEYDIR TAPDISK3_CRYPTO_KEYDIR VHDCRYPT_DEBUG

@@ -12,12 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-cli.sh"
 
-need_root
-need_cmd qemu-img qemu-io dmsetup losetup cmp python3 blockdev
-load_vhdcrypt || skip_all "cannot load dm-vhdcrypt"
-modprobe loop 2>/dev/null
-TOOL=${VHDCRYPT_TOOL:-$VHDCRYPT_SRC/userspace/vhdcryptsetup}
-[ -x "$TOOL" ] || skip_all "vhdcryptsetup not built ($TOOL)"
+start_cli_test qemu-img qemu-io cmp python3
 W=$SELFTEST_TMP
 cd "$W" || skip_all "no work directory"
 P=vcq$$

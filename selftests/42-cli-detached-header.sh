@@ -20,13 +20,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-cli.sh"
 
-need_root
-need_cmd cryptsetup qemu-img qemu-io dmsetup losetup cmp blockdev
-load_vhdcrypt || skip_all "cannot load dm-vhdcrypt"
-modprobe loop 2>/dev/null
+start_cli_test cryptsetup qemu-img qemu-io cmp
 modprobe dm_crypt 2>/dev/null || skip_all "no dm-crypt for making the test data"
-TOOL=${VHDCRYPT_TOOL:-$VHDCRYPT_SRC/userspace/vhdcryptsetup}
-[ -x "$TOOL" ] || skip_all "vhdcryptsetup not built ($TOOL)"
 W=$SELFTEST_TMP
 cd "$W" || skip_all "no work directory"
 P=vch$$

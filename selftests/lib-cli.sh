@@ -3,6 +3,17 @@
 # Helpers shared by the vhdcryptsetup selftests (40-43). Sourced after lib.sh;
 # they use $TOOL (the vhdcryptsetup binary).
 
+# start_cli_test [TOOL...]: skip the file without root, the tools, the
+# vhdcrypt module or a built vhdcryptsetup; sets $TOOL.
+start_cli_test() {
+	need_root
+	need_cmd dmsetup losetup blockdev "$@"
+	load_vhdcrypt || skip_all "cannot load dm-vhdcrypt"
+	modprobe loop 2>/dev/null
+	TOOL=${VHDCRYPT_TOOL:-$VHDCRYPT_SRC/userspace/vhdcryptsetup}
+	[ -x "$TOOL" ] || skip_all "vhdcryptsetup not built ($TOOL)"
+}
+
 # close_quiet NAME: cleanup of a device this test opened.
 close_quiet() {
 	"$TOOL" close "$1" >/dev/null 2>&1
