@@ -207,13 +207,13 @@ dm_remove() {
 # dm_remove_all: remove every tracked device; the ones that would not go
 # stay tracked.
 dm_remove_all() {
-	local name left=()
+	local name i left=()
 	for name in $(tac "$_dm_names"); do
 		dm_remove "$name" || left+=("$name")
 	done
 	: >"$_dm_names"
-	for ((name = ${#left[@]} - 1; name >= 0; name--)); do
-		echo "${left[name]}" >>"$_dm_names"
+	for ((i = ${#left[@]} - 1; i >= 0; i--)); do
+		echo "${left[i]}" >>"$_dm_names"
 	done
 	[ ${#left[@]} -eq 0 ]
 }
