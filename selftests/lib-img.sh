@@ -199,10 +199,12 @@ kmsg_since() {
 	dmesg | sed -n "/$KMSG_MARK/,\$p" | tail -n +2
 }
 
-# no_kernel_problems: scripts/dmesg-check finds nothing in the kernel log
-# since the last mark (else it prints the lines and this fails).
+# no_kernel_problems [LOG]: scripts/dmesg-check finds nothing in LOG, by
+# default the kernel log since the last mark (else it prints the lines and
+# this fails).
 no_kernel_problems() {
-	kmsg_since | "${VHDCRYPT_SRC:-$SELFTEST_DIR/..}/scripts/dmesg-check"
+	if [ $# -gt 0 ]; then printf '%s\n' "$1"; else kmsg_since; fi |
+		"$VHDCRYPT_SRC/scripts/dmesg-check"
 }
 
 # failure_explained: after a failed table load, the kernel log since the
@@ -211,7 +213,7 @@ failure_explained() {
 	local log
 	log=$(kmsg_since)
 	printf '%s\n' "$log" | sed 's/^/dmesg: /'
-	no_kernel_problems || return 1
+	no_kernel_problems "$log" || return 1
 	printf '%s\n' "$log" | grep -q vhdcrypt || { echo "no vhdcrypt message in dmesg"; return 1; }
 }
 
