@@ -32,10 +32,12 @@
 #
 # Environment (set by run_tests.sh): VHDCRYPT_KO, VHDCRYPT_TOOL,
 # VHDCRYPT_SRC, VHDCRYPT_FIXTURES, TMPDIR.  The library sets SELFTEST_NAME
-# (file name without .sh) and SELFTEST_TMP (a scratch directory removed at
-# exit, after every other cleanup).
+# (file name without .sh), SELFTEST_TMP (a scratch directory removed at
+# exit, after every other cleanup) and, when unset, VHDCRYPT_SRC (this
+# repository).
 
 SELFTEST_NAME=$(basename "$0" .sh)
+VHDCRYPT_SRC=${VHDCRYPT_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 SELFTEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/$SELFTEST_NAME.XXXXXX") || exit 1
 _tap_n=0 _tap_pass=0 _tap_fail=0 _tap_skip=0 _tap_plan=
 _cleanup_list=$SELFTEST_TMP/.cleanup
@@ -220,17 +222,10 @@ dm_remove_all() {
 
 # --- tools -----------------------------------------------------------------
 
-# qemu_retry CMD...: run a qemu-img command that creates LUKS key slots.
-# QEMU times PBKDF2 and fails now and then with "Unable to get accurate CPU
-# usage" when the CPU-time clock did not move: retry that, and only that.
+# qemu_retry CMD...: a qemu-img command that makes LUKS key slots, through
+# scripts/qemu-retry (QEMU's PBKDF2 timing fails now and then).
 qemu_retry() {
-	local err=$SELFTEST_TMP/.qemu-err
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		"$@" 2>"$err" && return 0
-		grep -q 'accurate CPU usage' "$err" || break
-	done
-	cat "$err" >&2
-	return 1
+	"$VHDCRYPT_SRC/scripts/qemu-retry" "$@"
 }
 
 # --- module ----------------------------------------------------------------
