@@ -20,4 +20,11 @@
 #define VC_MODE_WRITE	FMODE_WRITE
 #endif
 
+/* 6.12 moved the unaligned access helpers out of asm/. */
+#ifdef HAVE_LINUX_UNALIGNED_H
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+
 #endif /* DM_VHDCRYPT_COMPAT_H */

@@ -5,7 +5,8 @@
  * Cipher specifications use dm-crypt's syntax ("aes-xts-plain64",
  * "aes-cbc-essiv:sha256", "capi:xts(aes)-plain"). Keys are hex, or a kernel
  * keyring reference ":<size>:<logon|user>:<description>", as in dm-crypt.
- * The data unit is always 512 bytes: both image formats fix it.
+ * The data unit is 512 bytes, as both image formats fix it; a mapping that
+ * covers the whole virtual disk (a detached LUKS header) may use 4096.
  */
 #include <crypto/skcipher.h>
 #include <keys/user-type.h>
@@ -16,9 +17,9 @@
 
 #include "vhdcrypt.h"
 
-#define VC_SECTOR_SIZE		512
 #define VC_MAX_KEY_SIZE		256	/* bytes */
-#define VC_MIN_REQS		64
+/* Each request serves one bio at a time, reused unit after unit. */
+#define VC_MIN_REQS		8
 #define VC_CIPHER_NAME_MAX	CRYPTO_MAX_ALG_NAME
 
 static const struct {
@@ -300,6 +301,13 @@ void vc_cipher_wipe_key(struct vc_cipher *c)
 	memzero_explicit(c->key, c->key_size);
 }
 
+/* Overwrite a hex key in the table arguments, as dm-crypt does. */
+static void vc_wipe_key_string(char *key_string)
+{
+	if (key_string[0] != ':')
+		memset(key_string, '0', strlen(key_string));
+}
+
 int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 		   char **error)
 {
@@ -307,10 +315,12 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 	char *buf;
 	int r;
 
+	c->sector_size = SECTOR_SIZE;
 	c->spec = kstrdup(spec, GFP_KERNEL);
 	if (!c->spec) {
 		*error = "cannot allocate cipher";
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
 	if (!strcmp(spec, "none")) {
 		c->iv_mode = VC_IV_NONE;
@@ -320,12 +330,13 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 	buf = kstrdup(spec, GFP_KERNEL);
 	if (!buf) {
 		*error = "cannot allocate cipher";
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
 	r = vc_parse_cipher(buf, alg, &c->iv_mode, error);
 	kfree(buf);
 	if (r)
-		return r;
+		goto fail;
 
 	/*
 	 * Async implementations are fine (x86 AES-NI XTS is one), but not
@@ -336,12 +347,13 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 		r = PTR_ERR(c->tfm);
 		c->tfm = NULL;
 		*error = "cipher not available in this kernel";
-		return r;
+		goto fail;
 	}
 	c->iv_size = crypto_skcipher_ivsize(c->tfm);
 	if (c->iv_mode != VC_IV_NULL && c->iv_size < 8) {
 		*error = "cipher IV is too small for this IV mode";
-		return -EINVAL;
+		r = -EINVAL;
+		goto fail;
 	}
 
 	c->req_bytes = sizeof(struct skcipher_request) +
@@ -350,15 +362,13 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 	r = mempool_init_kmalloc_pool(&c->req_pool, VC_MIN_REQS, c->req_bytes);
 	if (r) {
 		*error = "cannot allocate crypto request pool";
-		return r;
+		goto fail;
 	}
+	return vc_cipher_set_key(c, key, error);
 
-	r = vc_cipher_set_key(c, key, error);
-	if (r)
-		return r;
-	DMINFO("%s: using %s", spec,
-	       crypto_skcipher_driver_name(c->tfm));
-	return 0;
+fail:
+	vc_wipe_key_string(key);
+	return r;
 }
 
 void vc_cipher_destroy(struct vc_cipher *c)
@@ -380,61 +390,160 @@ static void vc_fill_iv(const struct vc_cipher *c, u8 *iv, u64 sector)
 	memset(iv, 0, c->iv_size);
 	switch (c->iv_mode) {
 	case VC_IV_PLAIN:
-		*(__le32 *)iv = cpu_to_le32(sector & 0xffffffff);
+		put_unaligned_le32(sector & 0xffffffff, iv);
 		break;
 	case VC_IV_PLAIN64:
 	case VC_IV_ESSIV:
-		*(__le64 *)iv = cpu_to_le64(sector);
+		put_unaligned_le64(sector, iv);
 		break;
 	case VC_IV_PLAIN64BE:
-		*(__be64 *)&iv[c->iv_size - sizeof(u64)] = cpu_to_be64(sector);
+		put_unaligned_be64(sector, iv + c->iv_size - sizeof(u64));
 		break;
 	default:
 		break;
 	}
 }
 
-int vc_decrypt_bio(struct vc_cipher *c, struct bio *bio, struct bvec_iter iter,
-		   u64 iv_sector)
-{
+/* One request, reused unit after unit; waits for async implementations. */
+struct vc_crypt_req {
+	struct vc_cipher *c;
 	struct skcipher_request *req;
-	struct scatterlist sg;
-	DECLARE_CRYPTO_WAIT(wait);
-	unsigned int done = 0;
 	u8 *iv;
-	int r = 0;
+	struct crypto_wait wait;
+	bool encrypt;
+	unsigned int done;
+};
 
-	req = mempool_alloc(&c->req_pool, GFP_NOIO);
-	iv = PTR_ALIGN((u8 *)(req + 1) + crypto_skcipher_reqsize(c->tfm),
-		       crypto_skcipher_alignmask(c->tfm) + 1);
-	skcipher_request_set_tfm(req, c->tfm);
-	skcipher_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG |
+static int vc_crypt_begin(struct vc_cipher *c, struct vc_crypt_req *cr,
+			  bool encrypt)
+{
+	/* "key wipe" may have run since the I/O was mapped. */
+	if (unlikely(!READ_ONCE(c->key_valid)))
+		return -EIO;
+	cr->c = c;
+	cr->encrypt = encrypt;
+	cr->done = 0;
+	crypto_init_wait(&cr->wait);
+	cr->req = mempool_alloc(&c->req_pool, GFP_NOIO);
+	cr->iv = PTR_ALIGN((u8 *)(cr->req + 1) + crypto_skcipher_reqsize(c->tfm),
+			   crypto_skcipher_alignmask(c->tfm) + 1);
+	skcipher_request_set_tfm(cr->req, c->tfm);
+	skcipher_request_set_callback(cr->req, CRYPTO_TFM_REQ_MAY_BACKLOG |
 				      CRYPTO_TFM_REQ_MAY_SLEEP,
-				      crypto_req_done, &wait);
+				      crypto_req_done, &cr->wait);
+	return 0;
+}
 
-	while (iter.bi_size) {
+static void vc_crypt_end(struct vc_crypt_req *cr)
+{
+	mempool_free(cr->req, &cr->c->req_pool);
+}
+
+/* Convert one unit from @in to @out (which may be the same page). */
+static int vc_crypt_unit(struct vc_crypt_req *cr, struct page *in,
+			 unsigned int in_off, struct page *out,
+			 unsigned int out_off, u64 sector)
+{
+	struct vc_cipher *c = cr->c;
+	struct scatterlist sg_in, sg_out;
+	int r;
+
+	sg_init_table(&sg_in, 1);
+	sg_set_page(&sg_in, in, c->sector_size, in_off);
+	sg_init_table(&sg_out, 1);
+	sg_set_page(&sg_out, out, c->sector_size, out_off);
+	if (c->iv_large_sectors)
+		sector >>= ilog2(c->sector_size >> SECTOR_SHIFT);
+	vc_fill_iv(c, cr->iv, sector);
+	skcipher_request_set_crypt(cr->req, &sg_in, &sg_out, c->sector_size,
+				   cr->iv);
+	/* Waits for async (-EINPROGRESS) and backlogged (-EBUSY) requests. */
+	r = crypto_wait_req(cr->encrypt ? crypto_skcipher_encrypt(cr->req) :
+					  crypto_skcipher_decrypt(cr->req),
+			    &cr->wait);
+	if (!(++cr->done & 255))
+		cond_resched();
+	return r;
+}
+
+int vc_crypt_bio(struct vc_cipher *c, struct bio *bio, struct bvec_iter iter,
+		 u64 iv_sector, bool encrypt)
+{
+	unsigned int unit_sectors = c->sector_size >> SECTOR_SHIFT;
+	struct vc_crypt_req cr;
+	int r;
+
+	r = vc_crypt_begin(c, &cr, encrypt);
+	if (r)
+		return r;
+	while (!r && iter.bi_size) {
 		struct bio_vec bv = bio_iter_iovec(bio, iter);
 
-		/* io_hints' dma_alignment keeps sectors inside one page. */
-		if (unlikely(bv.bv_len < VC_SECTOR_SIZE)) {
+		/* io_hints' dma_alignment keeps units inside one page. */
+		if (unlikely(bv.bv_len < c->sector_size)) {
 			r = -EIO;
 			break;
 		}
-		sg_init_table(&sg, 1);
-		sg_set_page(&sg, bv.bv_page, VC_SECTOR_SIZE, bv.bv_offset);
-		vc_fill_iv(c, iv, iv_sector);
-		skcipher_request_set_crypt(req, &sg, &sg, VC_SECTOR_SIZE, iv);
-		/* Waits for async (-EINPROGRESS) and backlogged (-EBUSY) ones. */
-		r = crypto_wait_req(crypto_skcipher_decrypt(req), &wait);
-		if (r)
-			break;
-		bio_advance_iter_single(bio, &iter, VC_SECTOR_SIZE);
-		iv_sector++;
-		if (!(++done & 255))
-			cond_resched();
+		r = vc_crypt_unit(&cr, bv.bv_page, bv.bv_offset, bv.bv_page,
+				  bv.bv_offset, iv_sector);
+		bio_advance_iter_single(bio, &iter, c->sector_size);
+		iv_sector += unit_sectors;
 	}
+	vc_crypt_end(&cr);
+	return r;
+}
 
-	mempool_free(req, &c->req_pool);
+int vc_encrypt_copy(struct vc_cipher *c, struct bio *dst, struct bio *src,
+		    struct bvec_iter src_iter, u64 iv_sector)
+{
+	unsigned int unit_sectors = c->sector_size >> SECTOR_SHIFT;
+	struct bvec_iter dst_iter = dst->bi_iter;
+	struct vc_crypt_req cr;
+	int r;
+
+	r = vc_crypt_begin(c, &cr, true);
+	if (r)
+		return r;
+	while (!r && src_iter.bi_size) {
+		struct bio_vec in = bio_iter_iovec(src, src_iter);
+		struct bio_vec out = bio_iter_iovec(dst, dst_iter);
+
+		if (unlikely(in.bv_len < c->sector_size ||
+			     out.bv_len < c->sector_size)) {
+			r = -EIO;
+			break;
+		}
+		r = vc_crypt_unit(&cr, in.bv_page, in.bv_offset, out.bv_page,
+				  out.bv_offset, iv_sector);
+		bio_advance_iter_single(src, &src_iter, c->sector_size);
+		bio_advance_iter_single(dst, &dst_iter, c->sector_size);
+		iv_sector += unit_sectors;
+	}
+	vc_crypt_end(&cr);
+	return r;
+}
+
+int vc_crypt_pages(struct vc_cipher *c, struct page **pages,
+		   unsigned int offset, unsigned int len, u64 iv_sector,
+		   bool encrypt)
+{
+	unsigned int unit_sectors = c->sector_size >> SECTOR_SHIFT;
+	struct vc_crypt_req cr;
+	int r;
+
+	if (WARN_ON_ONCE((offset | len) & (c->sector_size - 1)))
+		return -EIO;
+	r = vc_crypt_begin(c, &cr, encrypt);
+	if (r)
+		return r;
+	for (; !r && len; len -= c->sector_size, offset += c->sector_size) {
+		struct page *p = pages[offset >> PAGE_SHIFT];
+
+		r = vc_crypt_unit(&cr, p, offset_in_page(offset), p,
+				  offset_in_page(offset), iv_sector);
+		iv_sector += unit_sectors;
+	}
+	vc_crypt_end(&cr);
 	return r;
 }
 

@@ -309,7 +309,14 @@ struct qcow2_map {
 	enum qcow2_kind kind;
 	u64 host_offset;	/* bytes: DATA: the subcluster, COMPRESSED: the stream */
 	u64 compressed_bytes;	/* COMPRESSED: bytes to read from host_offset */
+	bool copied;		/* QCOW2_OFLAG_COPIED: refcount 1, writable in place */
 };
+
+/* L1 or L2 entry: the table or cluster it points to has refcount 1. */
+static inline bool qcow2_entry_copied(u64 entry)
+{
+	return entry & QCOW2_OFLAG_COPIED;
+}
 
 /*
  * Decode the L2 entry @entry (and @bitmap, the second half of an extended
@@ -323,6 +330,7 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 
 	m->host_offset = 0;
 	m->compressed_bytes = 0;
+	m->copied = false;
 	if (sc >= QCOW2_SUBCLUSTERS) {
 		*why = "qcow2 subcluster index out of range";
 		return -EINVAL;
@@ -359,6 +367,7 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 		*why = "qcow2 data cluster is not cluster aligned";
 		return -EINVAL;
 	}
+	m->copied = m->host_offset && qcow2_entry_copied(entry);
 
 	if (qcow2_extended_l2(h)) {
 		u32 alloc_bits = bitmap & 0xffffffffu;
@@ -390,6 +399,100 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 	else
 		m->kind = QCOW2_UNALLOCATED;
 	return 0;
+}
+
+/* Refcount table entry: the refcount block's offset, 0 if none. */
+#define QCOW2_REFT_RESERVED		0x1ffull
+
+static inline int qcow2_reftable_decode(const struct qcow2_header *h,
+					u64 entry, u64 *block_offset,
+					const char **why)
+{
+	*block_offset = entry & ~QCOW2_REFT_RESERVED;
+	if (entry & QCOW2_REFT_RESERVED) {
+		*why = "qcow2 refcount table entry has reserved bits set";
+		return -EINVAL;
+	}
+	if (*block_offset & (qcow2_cluster_size(h) - 1)) {
+		*why = "qcow2 refcount block is not cluster aligned";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* log2 of the number of refcounts in a refcount block (one cluster). */
+static inline u32 qcow2_refblock_bits(const struct qcow2_header *h)
+{
+	return h->cluster_bits + 3 - h->refcount_order;
+}
+
+/* Byte of a refcount block that holds refcount @index. */
+static inline u64 qcow2_refcount_byte(const struct qcow2_header *h, u64 index)
+{
+	return (index << h->refcount_order) >> 3;
+}
+
+/*
+ * Refcount @index, given @p, the byte that holds it (qcow2_refcount_byte).
+ * Widths below 8 bits are packed from the least significant bit; wider
+ * ones are big-endian.
+ */
+static inline u64 qcow2_refcount_get(const struct qcow2_header *h,
+				     const u8 *p, u64 index)
+{
+	u32 bits = 1u << h->refcount_order;
+
+	switch (h->refcount_order) {
+	case 0:
+	case 1:
+	case 2:
+		return (p[0] >> (bits * (index & (7 >> h->refcount_order)))) &
+		       ((1u << bits) - 1);
+	case 3:
+		return p[0];
+	case 4:
+		return vc_get_be16(p);
+	case 5:
+		return vc_get_be32(p);
+	default:
+		return vc_get_be64(p);
+	}
+}
+
+static inline void qcow2_refcount_set(const struct qcow2_header *h, u8 *p,
+				      u64 index, u64 value)
+{
+	u32 bits = 1u << h->refcount_order;
+	u32 shift, mask;
+
+	switch (h->refcount_order) {
+	case 0:
+	case 1:
+	case 2:
+		shift = bits * (index & (7 >> h->refcount_order));
+		mask = ((1u << bits) - 1) << shift;
+		p[0] = (p[0] & ~mask) | ((value << shift) & mask);
+		break;
+	case 3:
+		p[0] = value;
+		break;
+	case 4:
+		vc_put_be16(p, value);
+		break;
+	case 5:
+		vc_put_be32(p, value);
+		break;
+	default:
+		vc_put_be64(p, value);
+		break;
+	}
+}
+
+/* The largest refcount a width holds. */
+static inline u64 qcow2_refcount_max(const struct qcow2_header *h)
+{
+	return h->refcount_order == 6 ? ~0ull :
+	       (1ull << (1u << h->refcount_order)) - 1;
 }
 
 #endif /* VHDCRYPT_QCOW2_H */

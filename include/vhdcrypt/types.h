@@ -45,6 +45,7 @@ typedef __u64 u64;
 #define be64_to_cpu(x) be64toh(x)
 #define le32_to_cpu(x) le32toh(x)
 #define le64_to_cpu(x) le64toh(x)
+#define cpu_to_be16(x) htobe16(x)
 #define cpu_to_be32(x) htobe32(x)
 #define cpu_to_be64(x) htobe64(x)
 #endif
@@ -88,6 +89,28 @@ static inline u64 vc_get_le64(const void *p)
 
 	memcpy(&v, p, sizeof(v));
 	return le64_to_cpu((__force __le64)v);
+}
+
+/* Stores to possibly unaligned on-disk buffers. */
+static inline void vc_put_be16(void *p, u16 v)
+{
+	__be16 x = cpu_to_be16(v);
+
+	memcpy(p, &x, sizeof(x));
+}
+
+static inline void vc_put_be32(void *p, u32 v)
+{
+	__be32 x = cpu_to_be32(v);
+
+	memcpy(p, &x, sizeof(x));
+}
+
+static inline void vc_put_be64(void *p, u64 v)
+{
+	__be64 x = cpu_to_be64(v);
+
+	memcpy(p, &x, sizeof(x));
 }
 
 /* True if @x is a power of two (0 is not). */
