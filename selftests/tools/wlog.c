@@ -325,6 +325,7 @@ static void *worker(void *arg)
 	struct worker *w = arg;
 	struct run *r = w->r;
 	uint64_t id, first, nr, s;
+	ssize_t done;
 	int tries;
 
 	for (;;) {
@@ -348,11 +349,11 @@ static void *worker(void *arg)
 
 		for (s = 0; s < nr; s++)
 			fill_sector(w->buf + s * SECTOR, r->seed, id, first + s);
-		if (pwrite(r->fd, w->buf, nr * SECTOR, (off_t)(first * SECTOR)) !=
-		    (ssize_t)(nr * SECTOR)) {
+		done = pwrite(r->fd, w->buf, nr * SECTOR, (off_t)(first * SECTOR));
+		if (done != (ssize_t)(nr * SECTOR)) {
 			err("%s: write %" PRIu64 " (%" PRIu64 "+%" PRIu64
 			    " sectors) failed: %s", r->device, id, first, nr,
-			    errno ? strerror(errno) : "short write");
+			    done < 0 ? strerror(errno) : "short write");
 			pthread_mutex_lock(&r->lock);
 			r->failed = true;
 			r->busy_nr[w->slot] = 0;

@@ -381,6 +381,16 @@ test_vhdcheck() {
 		"$(grep '^aes128xts.vhd' "$FIX/expected.sha256" | cut -d' ' -f4)" \
 		"$PY" "$VHDCHECK" decode "$d/aes128xts.vhd" --sha256 \
 		--key-file "$FIX/keys/aes128xts,aes-xts-plain,256.key"
+	# Without a key hash (as from qemu-img): --key-file works, a key dir does not.
+	mkdir "$T/nohash"
+	cp "$d/aes128xts.vhd" "$T/nohash/aes128xts.vhd"
+	"$PY" "$IMGTOOL" poke "$T/nohash/aes128xts.vhd" $((0x800 + 29)) 1 0
+	expect_rc "vhdcheck decode --key-file: image without key hash" 0 \
+		"$(grep '^aes128xts.vhd' "$FIX/expected.sha256" | cut -d' ' -f4)" \
+		"$PY" "$VHDCHECK" decode "$T/nohash/aes128xts.vhd" --sha256 \
+		--key-file "$FIX/keys/aes128xts,aes-xts-plain,256.key"
+	expect_rc "vhdcheck decode --key-dir: image without key hash refused" 1 "without key hash" \
+		"$PY" "$VHDCHECK" decode "$T/nohash/aes128xts.vhd" --sha256 --key-dir "$FIX/keys"
 	expect_rc "vhdcheck decode: key dir list" 0 "^[0-9a-f]\\{64\\}$" \
 		"$PY" "$VHDCHECK" decode "$d/child-own.vhd" --key-dir "$FIX/keys-noparent,$FIX/keys" --sha256
 
