@@ -102,8 +102,7 @@ test_replay_format() {
 			[ "$(sha "$T/m.img")" = "$(sed -n "$((idx + 2))p" "$exp/sha256")" ] ||
 			{ ok=0; tap_diag "mark:$mark (entry $idx) wrong"; }
 	done <"$exp/points"
-	[ "$ok" = 1 ] && tap_ok "sector size $ss: --to mark:NAME for $(wc -l <"$exp/points") marks"
-	[ "$ok" = 1 ] || tap_fail "sector size $ss: --to mark:NAME"
+	tap_check "sector size $ss: --to mark:NAME for $(wc -l <"$exp/points") marks" test "$ok" = 1
 	ok=1
 	for name in 1 2 5; do
 		idx=$(sed -n "${name}p" "$exp/flushes")
@@ -116,8 +115,7 @@ test_replay_format() {
 	truncate -s $((ss * dev)) "$T/m.img"
 	"$RL" replay "$log" "$T/m.img" --to end &&
 		[ "$(sha "$T/m.img")" = "$(tail -n 1 "$exp/sha256")" ] || ok=0
-	[ "$ok" = 1 ] && tap_ok "sector size $ss: --to flush:K and end"
-	[ "$ok" = 1 ] || tap_fail "sector size $ss: --to flush:K and end"
+	tap_check "sector size $ss: --to flush:K and end" test "$ok" = 1
 }
 
 test_replay_details() {
@@ -277,8 +275,7 @@ test_wlog() {
 			{ ok=0; tap_diag "snap-$k" "$(cat "$T/out")"; }
 		"$WLOG" check "$j" "$T/snap-$k.img" --after "flush:$k" --before end >/dev/null || ok=0
 	done
-	[ "$ok" = 1 ] && tap_ok "$n snapshots pass --at mark:K"
-	[ "$ok" = 1 ] || tap_fail "snapshots fail --at mark:K"
+	tap_check "$n snapshots pass --at mark:K" test "$ok" = 1
 	expect_rc "snapshot 2 is missing writes of flush 3" 1 "lost\\|stale" \
 		"$WLOG" check "$j" "$T/snap-2.img" --at mark:snap-3
 	expect_rc "snapshot 3 holds writes issued after mark 2" 1 "too new" \
@@ -378,8 +375,7 @@ test_vhdcheck() {
 			--range "$first" "$count" --sha256 2>&1)
 		[ "$got" = "$sum" ] || { bad=$((bad + 1)); tap_diag "$img $alone $first $count: $got"; }
 	done <"$FIX/expected.sha256"
-	[ "$bad" = 0 ] && tap_ok "vhdcheck decode: all $n ranges of expected.sha256"
-	[ "$bad" = 0 ] || tap_fail "vhdcheck decode: $bad of $n ranges differ"
+	tap_check "vhdcheck decode: all $n ranges of expected.sha256 ($bad differ)" test "$bad" = 0
 
 	# -o FILE against expected.py, parents given explicitly.
 	"$PY" "$FIX/expected.py" grandchild.vhd --out "$T/exp.raw"

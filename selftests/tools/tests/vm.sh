@@ -223,8 +223,7 @@ test_vhd_loop() {
 		"$WLOG" check "$T/j6" "$T/plain.raw" --at "mark:$name" >"$T/vc.out" ||
 			{ bad=1; tap_diag "$name: $(cat "$T/vc.out")"; }
 	done < <(lw_marks "$T/log.img")
-	[ "$bad" = 0 ] && [ "$n" -gt 0 ] && tap_ok "VHD loop: vhdcheck and wlog check at $n marks"
-	[ "$bad" = 0 ] && [ "$n" -gt 0 ] || tap_fail "VHD loop: a point failed"
+	tap_check "VHD loop: vhdcheck and wlog check at $n marks" test "$bad" = 0 -a "$n" -gt 0
 }
 
 now() { date +%s.%N; }
