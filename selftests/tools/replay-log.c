@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
