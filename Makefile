@@ -3,6 +3,7 @@
 # make                  module for the default kernel + vhdcryptsetup
 # make module KVER=V    build/V/dm-vhdcrypt.ko for installed kernel V (or KDIR=)
 # make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
+# make selftests-tools  selftests/tools: replay-log, wlog (test tools)
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
 # Default kernel: the running one if its headers exist, else the newest installed.
@@ -18,7 +19,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace check install clean sparse checkpatch
+.PHONY: all module modules-all userspace selftests-tools check install clean sparse checkpatch
 
 all: module userspace
 
@@ -47,6 +48,10 @@ sparse:
 
 userspace:
 	$(MAKE) -C userspace
+
+# Test tools for the write path (selftests/tools/README.md).
+selftests-tools:
+	$(MAKE) -C selftests/tools
 
 # Installs missing packages first (as root), so a fresh Debian 12 machine passes.
 check:
@@ -79,3 +84,4 @@ install: all
 clean:
 	rm -rf build
 	-$(MAKE) -C userspace clean
+	-$(MAKE) -C selftests/tools clean
