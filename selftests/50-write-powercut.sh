@@ -50,7 +50,7 @@ check_point() {
 }
 
 powercut() {
-	local kind=$1 img=$WORK/$1.img log=$WORK/$1.log lo ll marks prev=0 i n
+	local kind=$1 img=$WORK/$1.img log=$WORK/$1.log lo ll prev=0 i n
 	local points=0 idx name entries
 
 	wimg_make "$kind" "$img" "$SIZE" || return 1

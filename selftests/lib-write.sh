@@ -29,7 +29,7 @@ W_KEYFILE=
 
 wimg_make() {
 	local kind=$1 file=$2 size=$3 ck
-	W_KIND=$kind W_CIPHER=none W_KEY=- W_OPTS= W_FMT=qcow2 W_KEYFILE=
+	W_KIND=$kind W_CIPHER=none W_KEY=- W_OPTS='' W_FMT=qcow2 W_KEYFILE=''
 	case $kind in
 	qcow2) qemu-img create -q -f qcow2 "$file" "$size" ;;
 	qcow2-512) qemu-img create -q -f qcow2 -o cluster_size=512 "$file" "$size" ;;
