@@ -7,11 +7,12 @@
 # selftests/tools/vhdcheck for VHD).  Sourced after lib.sh and lib-img.sh.
 #
 #   wimg_make KIND FILE SIZE   make an image; sets W_FMT, W_CIPHER, W_KEY,
-#                              W_OPTS (optional table parameters), W_SECTORS
-#                              (virtual disk), W_KIND
+#                              W_OPTS (optional table parameters, without
+#                              their count), W_SECTORS (virtual disk), W_KIND
 #   wimg_grow FILE             extend the file sparsely so the target can
 #                              allocate in it (what vhdcryptsetup open does)
-#   wtable DEV                 the table line for DEV and the current image
+#   wtable DEV [OPT...]        the table line for DEV and the current image,
+#                              with W_OPTS and OPT
 #   wimg_check FILE            structure: qemu-img check (leaks allowed) or
 #                              vhdcheck check
 #   wimg_plain FILE OUT        the virtual disk's plaintext, decoded by QEMU
@@ -40,7 +41,7 @@ wimg_make() {
 	qcow2-luks)
 		luks_create "$file" "$size" "$W_PASS" "" || return 1
 		ck=$(luks_key "$file" "$W_PASS") || return 1
-		W_CIPHER=${ck% *} W_KEY=${ck#* } W_OPTS="1 iv_sector:host"
+		W_CIPHER=${ck% *} W_KEY=${ck#* } W_OPTS=iv_sector:host
 		;;
 	vhd | vhd-openxt)
 		W_FMT=vhd
@@ -69,7 +70,10 @@ wimg_grow() {
 }
 
 wtable() {
-	echo "0 $W_SECTORS vhdcrypt $W_FMT $1 $W_CIPHER $W_KEY 0${W_OPTS:+ $W_OPTS}"
+	local dev=$1 opts
+	shift
+	read -r -a opts <<<"$W_OPTS $*"
+	echo "0 $W_SECTORS vhdcrypt $W_FMT $dev $W_CIPHER $W_KEY 0${opts[*]:+ ${#opts[@]} ${opts[*]}}"
 }
 
 # qemu-img's arguments for FILE: LUKS images need the passphrase.
