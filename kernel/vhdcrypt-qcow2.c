@@ -144,6 +144,11 @@ static int vc_qcow2_reload(struct vc_target *vc)
 	if (r)
 		return r;
 	dm_bufio_forget_buffers(q->l2, 0, vc->image_sectors);
+	if (q->alloc) {
+		r = vc_qcow2_reload_writable(vc);
+		if (r)
+			return r;
+	}
 	mutex_lock(&q->dec_lock);
 	if (q->dec)
 		vc_decompressor_invalidate(q->dec);

@@ -296,6 +296,8 @@ static int vc_vhd_reload(struct vc_target *vc)
 	r = vc_vhd_load_bat(vc, v);
 	if (!r)
 		dm_bufio_forget_buffers(v->bitmaps, 0, vc->image_sectors);
+	if (v->bat_dirty)
+		bitmap_zero(v->bat_dirty, v->bat_bytes >> SECTOR_SHIFT);
 	return r;
 }
 
@@ -555,14 +557,14 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 	vc_io_put(io);
 }
 
-/* Write @io's data at @host (sectors @first.. of the block's data). */
+/* @wb writes @io's data at @host (sectors @first.. of the block's data). */
 static void vc_vhd_write_data(struct vc_target *vc, struct vc_io *io,
 			      struct vc_vhd_unit *u, sector_t host,
-			      struct vc_wbuf **wbp)
+			      struct vc_wbuf *wb)
 {
 	unsigned int nr = io->iter.bi_size >> SECTOR_SHIFT;
-	struct vc_wbuf *wb = vc_wbuf_alloc(vc, io, host, nr);
 
+	vc_wbuf_prepare(wb, host, nr);
 	wb->data_len = nr;
 	if (vc_encrypted(&vc->cipher)) {
 		wb->crypt_len = nr;
@@ -570,18 +572,17 @@ static void vc_vhd_write_data(struct vc_target *vc, struct vc_io *io,
 	}
 	wb->owner = &u->unit;
 	wb->done = vc_vhd_write_done;
-	*wbp = wb;
 }
 
 /* A write into a block that is not allocated: append a new block. */
 static void vc_vhd_allocate(struct vc_target *vc, struct vc_vhd *v,
-			    struct vc_io *io, u64 block, u32 first)
+			    struct vc_io *io, u64 block, u32 first,
+			    struct vc_wbuf *wb)
 {
 	u32 block_sectors = 1u << v->block_shift;
 	u32 nr = io->iter.bi_size >> SECTOR_SHIFT;
 	sector_t at, data, end;
 	struct vc_vhd_unit *u;
-	struct vc_wbuf *wb;
 
 	/* As tapdisk: the block's data starts on a 4 KiB boundary. */
 	at = round_up(v->data_end + v->bitmap_sectors, 8) - v->bitmap_sectors;
@@ -590,16 +591,18 @@ static void vc_vhd_allocate(struct vc_target *vc, struct vc_vhd *v,
 	if (end > v->alloc_limit || at >= VHD_BAT_UNUSED) {
 		DMERR_LIMIT("%s: no space for a new VHD block: the image device ends at %llu",
 			    vc_name(vc), (u64)v->alloc_limit);
+		vc_wbuf_free(wb);
 		vc_io_fail(io, -ENOSPC);
 		return;
 	}
 	u = vc_vhd_unit_new(vc, v, block, at, true);
 	if (!u) {
+		vc_wbuf_free(wb);
 		vc_io_fail(io, -ENOMEM);
 		return;
 	}
 	WRITE_ONCE(v->data_end, end);
-	vc_vhd_write_data(vc, io, u, data + first, &wb);
+	vc_vhd_write_data(vc, io, u, data + first, wb);
 	/* QEMU reads an allocated block without its bitmap: zeros there. */
 	vc_wbuf_zero_image(wb, data, first);
 	vc_wbuf_zero_image(wb, data + first + nr, block_sectors - first - nr);
@@ -683,21 +686,27 @@ static void vc_vhd_write(struct vc_target *vc, struct vc_io *io)
 		vc_write_in_place(vc, io, &ext, true);
 		return;
 	}
+	wb = vc_wbuf_get(vc, io);
+	if (!wb) {
+		vc_write_starved(vc, io);
+		return;
+	}
 	bat = u ? u->bat : vc_vhd_bat(v, block);
 	if (bat == VHD_BAT_UNUSED) {
-		vc_vhd_allocate(vc, v, io, block, first);
+		vc_vhd_allocate(vc, v, io, block, first, wb);
 		return;
 	}
 	/* Some sectors become present: write them all, then set the bits. */
 	if (!u) {
 		u = vc_vhd_unit_new(vc, v, block, bat, false);
 		if (!u) {
+			vc_wbuf_free(wb);
 			vc_io_fail(io, -ENOMEM);
 			return;
 		}
 	}
 	vc_vhd_write_data(vc, io, u, (sector_t)bat + v->bitmap_sectors + first,
-			  &wb);
+			  wb);
 	vc_wbuf_submit(wb);
 }
 

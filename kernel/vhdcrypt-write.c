@@ -52,6 +52,7 @@ struct vc_write {
 	/* Worker only. */
 	sector_t unit_sectors;		/* a VHD block, a qcow2 cluster */
 	struct list_head dirty_units;	/* vc_unit.dirty: ready, uncommitted */
+	struct list_head starved;	/* vc_io.list: wait for a write buffer */
 	unsigned int nr_dirty;
 	struct percpu_ref epochs[2];
 	bool epochs_ready;		/* both initialised */
@@ -189,6 +190,10 @@ int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 
 	INIT_LIST_HEAD(&u->waiting);
 	INIT_LIST_HEAD(&u->dirty);
+	/* Allocate the slot first: storing under the lock needs no memory. */
+	r = xa_reserve(&vc->units, u->index, GFP_NOIO);
+	if (r)
+		return r;
 	vc_publish_begin(vc);
 	r = xa_err(xa_store(&vc->units, u->index, u, GFP_NOWAIT));
 	vc_publish_end(vc);
@@ -315,6 +320,12 @@ out:
 	if (r)
 		vc_write_stop(vc, r);
 	return r;
+}
+
+/* Metadata worker: a format needs what it changed on disk first. */
+int vc_commit_now(struct vc_target *vc)
+{
+	return vc_commit(vc);
 }
 
 /* The bio waits for a commit (flushes, FUA writes); then it ends. */
@@ -497,24 +508,39 @@ int vc_write_in_place(struct vc_target *vc, struct vc_io *io,
 /*----------------------------------------------------------------*/
 /* Write buffers */
 
-struct vc_wbuf *vc_wbuf_alloc(struct vc_target *vc, struct vc_io *io,
-			      sector_t host_sector, unsigned int sectors)
+/*
+ * A write buffer for @io, or NULL: then every buffer is in flight, and the
+ * worker, which frees them, must not wait for one (vc_write_starved()).
+ */
+struct vc_wbuf *vc_wbuf_get(struct vc_target *vc, struct vc_io *io)
 {
-	struct vc_write *w = vc->w;
-	unsigned int nr = DIV_ROUND_UP(sectors << SECTOR_SHIFT, PAGE_SIZE);
 	struct vc_wbuf *wb;
 
-	wb = mempool_alloc(&w->wbuf_pool, GFP_NOIO);
-	memset(wb, 0, sizeof(*wb));
+	wb = mempool_alloc(&vc->w->wbuf_pool, GFP_NOIO & ~__GFP_DIRECT_RECLAIM);
+	if (!wb)
+		return NULL;
+	memset(wb, 0, offsetof(struct vc_wbuf, pages));
 	wb->vc = vc;
 	wb->io = io;
-	wb->host_sector = host_sector;
-	wb->sectors = sectors;
-	wb->nr_pages = nr;
 	atomic_set(&wb->pending, 1);
-	vc_alloc_pages(w, wb->pages, nr);
 	INIT_LIST_HEAD(&wb->list);
 	return wb;
+}
+
+/* Its place and size; its pages are freed at write completion. */
+void vc_wbuf_prepare(struct vc_wbuf *wb, sector_t host_sector,
+		     unsigned int sectors)
+{
+	wb->host_sector = host_sector;
+	wb->sectors = sectors;
+	wb->nr_pages = DIV_ROUND_UP(sectors << SECTOR_SHIFT, PAGE_SIZE);
+	vc_alloc_pages(wb->vc->w, wb->pages, wb->nr_pages);
+}
+
+/* Metadata worker: @io waits until a write buffer is free again. */
+void vc_write_starved(struct vc_target *vc, struct vc_io *io)
+{
+	list_add_tail(&io->list, &vc->w->starved);
 }
 
 void vc_wbuf_free(struct vc_wbuf *wb)
@@ -725,32 +751,17 @@ void vc_wbuf_submit(struct vc_wbuf *wb)
 /*----------------------------------------------------------------*/
 /* The metadata worker */
 
-/* Serve a write (or discard, write-zeroes) that map() could not. */
+/*
+ * Serve a write (or discard, write-zeroes) that map() could not. map() cut
+ * it to one unit: the worker never allocates what only it frees.
+ */
 static void vc_write_in_worker(struct vc_target *vc, struct vc_io *io)
 {
-	struct vc_write *w = vc->w;
-	struct bio *bio = io->bio;
-
-	if (w->failed) {
+	if (vc->w->failed) {
 		vc_io_fail(io, -EIO);
 		return;
 	}
-	/* One unit at a time; each piece has its own state. */
-	for (;;) {
-		sector_t vsec = vc_io_vsector(io, bio->bi_iter);
-		sector_t left = w->unit_sectors - (vsec & (w->unit_sectors - 1));
-		struct bio *split;
-		struct vc_io *sio;
-
-		if (bio_sectors(bio) <= left)
-			break;
-		split = bio_split(bio, left, GFP_NOIO, &vc->split_bs);
-		bio_chain(split, bio);
-		sio = &container_of(split, struct vc_split, bio)->io;
-		vc_io_init(sio, vc, split, io->dm_bio);
-		vc->fmt->write(vc, sio);
-	}
-	io->iter = bio->bi_iter;
+	io->iter = io->bio->bi_iter;
 	vc->fmt->write(vc, io);
 }
 
@@ -791,6 +802,9 @@ static void vc_meta_work(struct work_struct *work)
 		list_del(&wb->list);
 		wb->done(wb);
 	}
+	/* Buffers came back: what waited for one goes first. */
+	if (!list_empty(&done))
+		list_splice_init(&w->starved, &deferred);
 	list_for_each_entry_safe(io, tmp, &deferred, list) {
 		list_del_init(&io->list);
 		vc_write_in_worker(vc, io);
@@ -848,7 +862,7 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 
 	io->epoch = vc_epoch_get(vc);
 	if (bio_op(bio) == REQ_OP_DISCARD)
-		goto defer;
+		goto defer_unit;
 	r = vc_lookup(vc, vc_io_vsector(io, bio->bi_iter), bio_sectors(bio),
 		      VC_MAP_NOWAIT, &ext);
 	if (r == -EWOULDBLOCK)
@@ -858,14 +872,20 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 		return DM_MAPIO_KILL;
 	}
 	if (ext.kind != VC_EXT_DATA || !(ext.flags & VC_EXT_IN_PLACE))
-		goto defer;
+		goto defer_unit;
 	len = round_down(ext.len, unit);
 	if (!len)
-		goto defer;
+		goto defer_unit;
 	if (len < bio_sectors(bio))
 		dm_accept_partial_bio(bio, len);
 	return vc_write_in_place(vc, io, &ext, false);
 
+defer_unit:
+	/* The worker serves one unit per bio; DM core sends the rest again. */
+	len = w->unit_sectors - (vc_io_vsector(io, bio->bi_iter) &
+				 (w->unit_sectors - 1));
+	if (len < bio_sectors(bio))
+		dm_accept_partial_bio(bio, len);
 defer:
 	spin_lock(&w->lock);
 	list_add_tail(&io->list, &w->deferred);
@@ -904,6 +924,7 @@ int vc_write_init(struct vc_target *vc)
 	INIT_LIST_HEAD(&w->flushes);
 	INIT_LIST_HEAD(&w->done_wbufs);
 	INIT_LIST_HEAD(&w->dirty_units);
+	INIT_LIST_HEAD(&w->starved);
 	INIT_LIST_HEAD(&w->releases);
 	INIT_LIST_HEAD(&w->draining_releases);
 	init_waitqueue_head(&w->idle_wait);

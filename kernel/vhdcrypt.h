@@ -265,6 +265,7 @@ bool vc_write_failed(struct vc_target *vc);
 int vc_write_in_place(struct vc_target *vc, struct vc_io *io,
 		      const struct vc_extent *ext, bool in_worker);
 void vc_complete_after_commit(struct vc_io *io);
+int vc_commit_now(struct vc_target *vc);
 struct percpu_ref *vc_epoch_get(struct vc_target *vc);
 void vc_epoch_put(struct vc_io *io);
 /* Metadata worker: call ->release(@a, @b) once no bio can use it. */
@@ -320,8 +321,10 @@ struct vc_wbuf {
 	struct page *pages[VC_WBUF_MAX_PAGES];
 };
 
-struct vc_wbuf *vc_wbuf_alloc(struct vc_target *vc, struct vc_io *io,
-			      sector_t host_sector, unsigned int sectors);
+struct vc_wbuf *vc_wbuf_get(struct vc_target *vc, struct vc_io *io);
+void vc_wbuf_prepare(struct vc_wbuf *wb, sector_t host_sector,
+		     unsigned int sectors);
+void vc_write_starved(struct vc_target *vc, struct vc_io *io);
 void vc_wbuf_free(struct vc_wbuf *wb);
 /* Fill sectors [@off, @off + @len) of @wb with zeros, a read or a copy. */
 void vc_wbuf_fill_zero(struct vc_wbuf *wb, unsigned int off, unsigned int len);
