@@ -69,30 +69,21 @@ static int vc_qcow2_extensions(struct vc_image *img, const u8 *buf, size_t cl)
 	return 0;
 }
 
-/* Every L2 table must lie inside the file: a truncated image fails here. */
-static int vc_qcow2_check_l1(int fd, struct vc_image *img)
+static int vc_qcow2_check_l2(const struct vc_image *img, uint64_t i, const u8 *entry,
+			     void *ctx)
 {
 	const struct qcow2_header *h = &img->qcow2.header;
-	u64 i, n, entries = qcow2_l1_entries_needed(h), l2;
 	const char *why = NULL;
-	u8 buf[4096];
-	int r;
+	u64 l2;
 
-	for (i = 0; i < entries; i += n) {
-		n = entries - i < sizeof(buf) / 8 ? entries - i : sizeof(buf) / 8;
-		r = vc_pread_full(fd, buf, n * 8, h->l1_table_offset + i * 8);
-		if (r)
-			return vc_fail(r, "%s: cannot read the qcow2 L1 table: %s", img->path,
-				       strerror(-r));
-		for (u64 j = 0; j < n; j++) {
-			if (qcow2_l1_decode(h, vc_get_be64(buf + j * 8), &l2, &why))
-				return vc_fail(-EMEDIUMTYPE, "%s: %s", img->path, why);
-			if (l2 && !vc_range_ok(l2, qcow2_cluster_size(h), img->file_size))
-				return vc_fail(-EMEDIUMTYPE, "%s is damaged: a qcow2 L2 table lies "
-					       "outside the file (%llu bytes; is it truncated?)",
-					       img->path, (unsigned long long)img->file_size);
-		}
-	}
+	(void)i;
+	(void)ctx;
+	if (qcow2_l1_decode(h, vc_get_be64(entry), &l2, &why))
+		return vc_fail(-EMEDIUMTYPE, "%s: %s", img->path, why);
+	if (l2 && !vc_range_ok(l2, qcow2_cluster_size(h), img->file_size))
+		return vc_fail(-EMEDIUMTYPE, "%s is damaged: a qcow2 L2 table lies outside the "
+			       "file (%llu bytes; is it truncated?)", img->path,
+			       (unsigned long long)img->file_size);
 	return 0;
 }
 
@@ -180,8 +171,9 @@ int vc_qcow2_parse(int fd, struct vc_image *img, unsigned int flags)
 	}
 	img->virtual_size = h->size;
 	r = vc_qcow2_extensions(img, buf, cl);
-	if (!r)
-		r = vc_qcow2_check_l1(fd, img);
+	if (!r)	/* every L2 table must lie inside the file: a truncated image fails here */
+		r = vc_image_scan(fd, img, "qcow2 L1 table", h->l1_table_offset,
+				  qcow2_l1_entries_needed(h), 8, vc_qcow2_check_l2, NULL);
 	if (r)
 		goto out;
 

@@ -184,33 +184,19 @@ static void vc_vhd_keyhash(int fd, struct vc_image *img)
 	}
 }
 
-/* Every allocated block must lie inside the file, as the kernel target checks. */
-static int vc_vhd_check_bat(int fd, struct vc_image *img)
+static int vc_vhd_check_block(const struct vc_image *img, uint64_t i, const u8 *entry,
+			      void *ctx)
 {
 	const struct vhd_header *h = &img->vhd.header;
-	u64 entries = vhd_bat_entries_used(&img->vhd.footer, h), i, n;
 	u64 block_end = (u64)vhd_bitmap_sectors(h) + vhd_block_sectors(h);
-	u64 sectors = img->file_size >> VHD_SECTOR_SHIFT;
-	u8 buf[4096];
-	u32 bat;
-	int r;
+	u32 bat = vc_get_be32(entry);
 
-	for (i = 0; i < entries; i += n) {
-		n = entries - i < sizeof(buf) / 4 ? entries - i : sizeof(buf) / 4;
-		r = vc_pread_full(fd, buf, n * 4, h->table_offset + i * 4);
-		if (r)
-			return vc_fail(r, "%s: cannot read the VHD BAT: %s", img->path,
-				       strerror(-r));
-		for (u64 j = 0; j < n; j++) {
-			bat = vc_get_be32(buf + j * 4);
-			if (bat != VHD_BAT_UNUSED && !vc_range_ok(bat, block_end, sectors))
-				return vc_fail(-EMEDIUMTYPE, "%s is damaged: VHD block %llu lies "
-					       "outside the file (%llu bytes; is it truncated?)",
-					       img->path, (unsigned long long)(i + j),
-					       (unsigned long long)img->file_size);
-		}
-	}
-	return 0;
+	(void)ctx;
+	if (bat == VHD_BAT_UNUSED || vc_range_ok(bat, block_end, img->file_size >> VHD_SECTOR_SHIFT))
+		return 0;
+	return vc_fail(-EMEDIUMTYPE, "%s is damaged: VHD block %llu lies outside the file (%llu "
+		       "bytes; is it truncated?)", img->path, (unsigned long long)i,
+		       (unsigned long long)img->file_size);
 }
 
 /* The parent file, through the locators, as libvhd's vhd_find_parent(). */
@@ -328,7 +314,9 @@ int vc_vhd_parse(int fd, struct vc_image *img, const u8 *head, const u8 *tail, b
 				       img->path, why);
 		return vc_fail(-EMEDIUMTYPE, "%s: %s", img->path, why);
 	}
-	r = vc_vhd_check_bat(fd, img);
+	/* every allocated block must lie inside the file, as the kernel target checks */
+	r = vc_image_scan(fd, img, "VHD BAT", img->vhd.header.table_offset,
+			  vhd_bat_entries_used(f, &img->vhd.header), 4, vc_vhd_check_block, NULL);
 	if (r)
 		return r;
 	vc_vhd_keyhash(fd, img);

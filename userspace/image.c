@@ -76,6 +76,30 @@ enum vc_fmt vc_detect(const u8 *head, size_t head_len, const u8 *tail512, bool h
 	return VC_FMT_UNKNOWN;
 }
 
+int vc_image_scan(int fd, const struct vc_image *img, const char *what, uint64_t off,
+		  uint64_t entries, unsigned int esize,
+		  int (*visit)(const struct vc_image *img, uint64_t i, const u8 *entry, void *ctx),
+		  void *ctx)
+{
+	u8 buf[4096];
+	uint64_t i, j, n;
+	int r;
+
+	for (i = 0; i < entries; i += n) {
+		n = entries - i < sizeof(buf) / esize ? entries - i : sizeof(buf) / esize;
+		r = vc_pread_full(fd, buf, n * esize, off + i * esize);
+		if (r)
+			return vc_fail(r, "%s: cannot read the %s: %s", img->path, what,
+				       strerror(-r));
+		for (j = 0; j < n; j++) {
+			r = visit(img, i + j, buf + j * esize, ctx);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* The format from the content, checked against want. */
 static int vc_image_format(struct vc_image *img, enum vc_fmt want, unsigned int flags,
 			   const u8 *head, size_t head_len, const u8 *tail, bool tail_ok)

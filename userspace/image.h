@@ -84,6 +84,14 @@ void vc_image_free(struct vc_image *img);
 int vc_vhd_parse(int fd, struct vc_image *img, const u8 *head, const u8 *tail, bool tail_ok,
 		 unsigned int flags);
 int vc_qcow2_parse(int fd, struct vc_image *img, unsigned int flags);
+/*
+ * Read a table of entries of esize bytes at off (the VHD BAT, the qcow2 L1
+ * table) in pieces and call visit for each; stops at visit's first error.
+ */
+int vc_image_scan(int fd, const struct vc_image *img, const char *what, uint64_t off,
+		  uint64_t entries, unsigned int esize,
+		  int (*visit)(const struct vc_image *img, uint64_t i, const u8 *entry, void *ctx),
+		  void *ctx);
 /* A uuid for an image without one: st_dev and inode (device number for a block device). */
 void vc_image_uuid_from_file(struct vc_image *img);
 

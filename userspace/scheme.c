@@ -68,37 +68,37 @@ static void vc_crypt_set_none(struct vc_crypt *out)
 	snprintf(out->cipher, sizeof(out->cipher), "none");
 }
 
-int vc_chain_prepare(struct vc_unlock *u, const struct vc_chain *c, struct vc_crypt *crypt)
+/* One step (prepare or unlock) for every layer. */
+static int vc_chain_step(struct vc_unlock *u, const struct vc_chain *c, struct vc_crypt *crypt,
+			 bool unlock)
 {
+	int (*step)(struct vc_unlock *u, const struct vc_chain *c, int i, struct vc_crypt *out);
 	int i, r;
 
 	for (i = 0; i < c->n; i++) {
-		crypt[i].scheme = vc_layer_scheme(u->o, c, i);
-		crypt[i].loop.fd = -1;
-		vc_crypt_set_none(&crypt[i]);
-	}
-	for (i = 0; i < c->n; i++) {
-		if (!crypt[i].scheme->prepare)
-			continue;
-		r = crypt[i].scheme->prepare(u, c, i, &crypt[i]);
+		step = unlock ? crypt[i].scheme->unlock : crypt[i].scheme->prepare;
+		r = step ? step(u, c, i, &crypt[i]) : 0;
 		if (r)
 			return r;
 	}
 	return 0;
 }
 
-int vc_chain_unlock(struct vc_unlock *u, const struct vc_chain *c, struct vc_crypt *crypt)
+int vc_chain_prepare(struct vc_unlock *u, const struct vc_chain *c, struct vc_crypt *crypt)
 {
-	int i, r;
+	int i;
 
 	for (i = 0; i < c->n; i++) {
-		if (!crypt[i].scheme->unlock)
-			continue;
-		r = crypt[i].scheme->unlock(u, c, i, &crypt[i]);
-		if (r)
-			return r;
+		crypt[i].scheme = vc_layer_scheme(u->o, c, i);
+		crypt[i].loop.fd = -1;
+		vc_crypt_set_none(&crypt[i]);
 	}
-	return 0;
+	return vc_chain_step(u, c, crypt, false);
+}
+
+int vc_chain_unlock(struct vc_unlock *u, const struct vc_chain *c, struct vc_crypt *crypt)
+{
+	return vc_chain_step(u, c, crypt, true);
 }
 
 void vc_unlock_done(struct vc_unlock *u)

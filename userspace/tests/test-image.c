@@ -75,51 +75,39 @@ static void test_locators(void)
 
 static void test_paths(void)
 {
+	static const struct {
+		bool vhd;		/* VHD locator, else qcow2 backing name */
+		const char *child, *name, *want;	/* want NULL: refused */
+		const char *what;
+	} cases[] = {
+		{ true, "child-inherit.vhd", "./parent.vhd", "parent.vhd",
+		  "\".\" locator joined to the child's directory, \".\" dropped" },
+		{ true, "d/./child-inherit.vhd", "./parent.vhd", "d/parent.vhd", "two levels down" },
+		{ true, "/a/b/c.vhd", "./p.vhd", "/a/b/p.vhd", "absolute child dir" },
+		{ true, "d/c.vhd", "../p.vhd", "d/../p.vhd", "\"..\" kept (libvhd does not resolve it)" },
+		{ true, "/a/b/c.vhd", "/abs/p.vhd", "/abs/p.vhd", "absolute locator" },
+		{ false, "/a/b/top.qcow2", "base.qcow2", "/a/b/base.qcow2",
+		  "qcow2 backing relative to the image" },
+		{ false, "top.qcow2", "base.qcow2", "base.qcow2", "image without directory" },
+		{ false, "d/top.qcow2", "../base.qcow2", "d/../base.qcow2", "not normalised" },
+		{ false, "/a/top", "/abs/base", "/abs/base", "absolute backing" },
+		{ false, "/a/top", "file:base", "/a/base", "file: prefix" },
+		{ false, "/a/top", "nbd:host:10809", NULL, "protocol refused" },
+		{ false, "/a/top", "json:{\"driver\":\"raw\"}", NULL, "json: refused" },
+		{ false, "/a/top", "sub/x:y", "/a/sub/x:y", "colon after a slash is a file name" },
+	};
 	char *s, *cwd = getcwd(NULL, 0), want[4200];
+	size_t i;
 
-	s = vc_vhd_parent_candidate("child-inherit.vhd", "./parent.vhd");
-	is_str(s, "parent.vhd", "\".\" locator joined to the child's directory, \".\" dropped");
-	free(s);
-	s = vc_vhd_parent_candidate("d/./child-inherit.vhd", "./parent.vhd");
-	is_str(s, "d/parent.vhd", "two levels down");
-	free(s);
-	s = vc_vhd_parent_candidate("/a/b/c.vhd", "./p.vhd");
-	is_str(s, "/a/b/p.vhd", "absolute child dir");
-	free(s);
-	s = vc_vhd_parent_candidate("d/c.vhd", "../p.vhd");
-	is_str(s, "d/../p.vhd", "\"..\" kept (libvhd does not resolve it)");
-	free(s);
-	s = vc_vhd_parent_candidate("/a/b/c.vhd", "/abs/p.vhd");
-	is_str(s, "/abs/p.vhd", "absolute locator");
-	free(s);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = cases[i].vhd ? vc_vhd_parent_candidate(cases[i].child, cases[i].name) :
+				   vc_qcow2_backing_path(cases[i].child, cases[i].name);
+		is_str(s, cases[i].want, "%s", cases[i].what);
+		free(s);
+	}
 	s = vc_vhd_parent_candidate("plain.vhd", "sub/p.vhd");
 	snprintf(want, sizeof(want), "%s/sub/p.vhd", cwd);
 	is_str(s, want, "other relative: the child's real directory");
-	free(s);
-
-	s = vc_qcow2_backing_path("/a/b/top.qcow2", "base.qcow2");
-	is_str(s, "/a/b/base.qcow2", "qcow2 backing relative to the image");
-	free(s);
-	s = vc_qcow2_backing_path("top.qcow2", "base.qcow2");
-	is_str(s, "base.qcow2", "image without directory");
-	free(s);
-	s = vc_qcow2_backing_path("d/top.qcow2", "../base.qcow2");
-	is_str(s, "d/../base.qcow2", "not normalised");
-	free(s);
-	s = vc_qcow2_backing_path("/a/top", "/abs/base");
-	is_str(s, "/abs/base", "absolute backing");
-	free(s);
-	s = vc_qcow2_backing_path("/a/top", "file:base");
-	is_str(s, "/a/base", "file: prefix");
-	free(s);
-	s = vc_qcow2_backing_path("/a/top", "nbd:host:10809");
-	ok(!s, "protocol refused");
-	free(s);
-	s = vc_qcow2_backing_path("/a/top", "json:{\"driver\":\"raw\"}");
-	ok(!s, "json: refused");
-	free(s);
-	s = vc_qcow2_backing_path("/a/top", "sub/x:y");
-	is_str(s, "/a/sub/x:y", "colon after a slash is a file name");
 	free(s);
 	free(cwd);
 }
