@@ -88,19 +88,23 @@ static bool vc_open_raw(const struct vc_open *op)
 	return op->chain.img[0]->fmt == VC_FMT_RAW;
 }
 
-/* The kernel has the targets and features the tables need. */
-static int vc_open_check_kernel(const struct vc_open *op)
+/*
+ * The kernel has the target the tables need (before any loop device, LUKS
+ * header or passphrase), and once the key metadata is read
+ * (sector_size != 0), the version its features need.
+ */
+static int vc_open_check_kernel(const struct vc_open *op, bool features)
 {
 	static const unsigned int v1_0[3] = { 1, 0, 0 }, v1_2[3] = { 1, 2, 0 };
 	int i;
 
 	if (vc_open_raw(op))
-		return vc_dm_need_target(VC_DM_CRYPT_TARGET, "dm-crypt", v1_0, "it");
-	for (i = 0; i < op->chain.n; i++)
+		return vc_dm_need_target(VC_DM_CRYPT_TARGET, "dm-crypt", v1_0, NULL);
+	for (i = 0; features && i < op->chain.n; i++)
 		if (op->crypt[i].sector_size > 512)
 			return vc_dm_need_target(VC_DM_TARGET, "dm-vhdcrypt", v1_2,
 						 "a LUKS header with 4096-byte sectors");
-	return vc_dm_need_target(VC_DM_TARGET, "dm-vhdcrypt", v1_0, "it");
+	return vc_dm_need_target(VC_DM_TARGET, "dm-vhdcrypt", v1_0, NULL);
 }
 
 /* The image must not be in use: mounted, held by a device, opened exclusively. */
@@ -375,7 +379,9 @@ static int vc_open_run(struct vc_open *op)
 		if (op->chain.img[i]->damage)
 			vc_warn("%s is damaged: %s", op->chain.img[i]->path,
 				op->chain.img[i]->damage);
-	r = vc_chain_prepare(&op->unlock, &op->chain, op->crypt);
+	r = o->dry_run ? 0 : vc_open_check_kernel(op, false);
+	if (!r)
+		r = vc_chain_prepare(&op->unlock, &op->chain, op->crypt);
 	if (!r)
 		r = vc_open_names(op);
 	if (!r)
@@ -383,7 +389,7 @@ static int vc_open_run(struct vc_open *op)
 	if (!r && !o->dry_run)
 		r = vc_open_check_free(op->chain.img[0]);
 	if (!r && !o->dry_run)
-		r = vc_open_check_kernel(op);
+		r = vc_open_check_kernel(op, true);
 	if (!r)
 		r = vc_chain_unlock(&op->unlock, &op->chain, op->crypt);
 	if (r)

@@ -245,24 +245,22 @@ static void vc_status_text(const char *name, struct vc_slayer **s, int n)
 	}
 }
 
-/* The lower layers of s[0], found through the backing devices. */
-static int vc_status_chain(struct vc_slayer **s)
+/* The lower layers of s[0], found through the backing devices, into s[1..*n). */
+static int vc_status_chain(struct vc_slayer **s, int *n)
 {
 	struct vc_slayer *x, *p;
 	bool loop;
-	int n = 1, r;
 
-	while (n < VC_CHAIN_MAX && s[n - 1]->t.backing_dev) {
-		p = s[n - 1];
+	for (*n = 1; *n < VC_CHAIN_MAX && s[*n - 1]->t.backing_dev;) {
+		p = s[*n - 1];
 		x = vc_zalloc(sizeof(*x));
 		if (!x)
-			break;
+			return -ENOMEM;
 		if (vc_dm_query_devt(p->t.backing_dev, &x->dm) == 0 &&
 		    !strcmp(x->dm.target_type, VC_DM_TARGET)) {
-			s[n++] = x;
-			r = vc_status_fill(x);
-			if (r)
-				return -n;
+			s[(*n)++] = x;
+			if (vc_status_fill(x))
+				return -EINVAL;
 			continue;
 		}
 		vc_slayer_free(x);
@@ -270,14 +268,14 @@ static int vc_status_chain(struct vc_slayer **s)
 		vc_status_file(p->t.backing_dev, &p->raw_dev, &p->raw_path, &loop);
 		break;
 	}
-	return n;
+	return 0;
 }
 
 int vc_cmd_status(const struct vc_opts *o, char **args)
 {
 	struct vc_slayer *s[VC_CHAIN_MAX] = { 0 };
 	const char *name = args[0];
-	int n = 0, i, r;
+	int n = 1, i, r;
 
 	r = vc_check_name(name);
 	if (!r)
@@ -298,13 +296,8 @@ int vc_cmd_status(const struct vc_opts *o, char **args)
 		r = vc_fail(-ENODEV, "device %s is not a vhdcrypt device", name);
 	if (!r)
 		r = vc_status_fill(s[0]);
-	if (!r) {
-		n = vc_status_chain(s);
-		if (n < 0) {
-			r = -EINVAL;
-			n = -n;
-		}
-	}
+	if (!r)
+		r = vc_status_chain(s, &n);
 	if (!r) {
 		if (o->json)
 			vc_status_json(name, s, n);

@@ -254,7 +254,7 @@ int vc_dm_need_target(const char *target, const char *module, const unsigned int
 	if (v[0] < min[0] || (v[0] == min[0] && (v[1] < min[1] ||
 						 (v[1] == min[1] && v[2] < min[2]))))
 		return vc_fail(-ENOTSUP, "the %s kernel target is version %u.%u.%u; %s needs "
-			       "%u.%u.%u or later: update %s", target, v[0], v[1], v[2], feature,
-			       min[0], min[1], min[2], module);
+			       "%u.%u.%u or later: update %s", target, v[0], v[1], v[2],
+			       feature ? feature : VC_PROG, min[0], min[1], min[2], module);
 	return 0;
 }

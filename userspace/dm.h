@@ -61,7 +61,8 @@ void vc_dm_dev_clear(struct vc_dm_dev *dev);
 int vc_dm_target_version(const char *target, unsigned int v[3]);
 /*
  * Fail (message, exit code 1) unless target is available in version min or
- * later; module names the kernel module, feature what needs min.
+ * later; module names the kernel module, feature what needs min (NULL: the
+ * tool itself).
  */
 int vc_dm_need_target(const char *target, const char *module, const unsigned int min[3],
 		      const char *feature);

@@ -16,6 +16,8 @@
 #include "secret.h"
 #include "util.h"
 
+#define VC_KEYFILE_MAX (8u << 20)	/* libcryptsetup's limit without a size */
+
 void *vc_safe_alloc(size_t len)
 {
 	return crypt_safe_alloc(len);
@@ -123,6 +125,9 @@ int vc_secret_read_file(const char *path, const char *what, uint64_t offset, siz
 			return what ? vc_fail(-EINVAL, "key file %s holds %llu bytes; %s asks for "
 					      "%zu from byte %llu", path, (unsigned long long)fsize,
 					      what, size, (unsigned long long)offset) : -EINVAL;
+		if (fsize != UINT64_MAX && !size && fsize - offset >= VC_KEYFILE_MAX)
+			return what ? vc_fail(-EINVAL, "key file %s is larger than 8 MiB; "
+					      "--keyfile-size reads a part of it", path) : -EINVAL;
 	} else if (file_size) {
 		*file_size = UINT64_MAX;
 	}
@@ -137,8 +142,9 @@ int vc_secret_read_file(const char *path, const char *what, uint64_t offset, siz
 		if (size)
 			return vc_fail(-EINVAL, "cannot read %zu bytes from key file %s", size,
 				       shown);
-		return vc_fail(-EINVAL, "cannot read key file %s (is it larger than 8 MiB? "
-			       "then give --keyfile-size)", shown);
+		/* a regular file was checked above: this is a pipe or a device */
+		return vc_fail(-EINVAL, "cannot read key file %s: it is empty, or larger than "
+			       "8 MiB (--keyfile-size reads a part of it)", shown);
 	}
 	if (!buf) {	/* an empty file */
 		*out = vc_secret_new(0);

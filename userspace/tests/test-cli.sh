@@ -6,6 +6,7 @@
 cd "$(dirname "$0")/tmp" || { echo "Bail out! tests/tmp missing"; exit 1; }
 U=${VHDCRYPT_TOOL:-../../vhdcryptsetup}	# another build: VHDCRYPT_TOOL=/path
 n=0 fail=0
+QEMU_RETRY=../../../scripts/qemu-retry	# QEMU's PBKDF2 timing fails now and then
 
 check() {	# check NAME WANT_RC MSG_SUBSTRING CMD...
 	local name=$1 want=$2 msg=$3 out rc
@@ -261,10 +262,29 @@ h: 0 14336 vhdcrypt qcow2 cli/top.qcow2 aes-xts-plain64 <hex-key-64-bytes> 0 3 b
 		same "raw payload, --type raw, payload offset" \
 			"r: 0 14336 crypt aes-xts-plain64 <hex-key-64-bytes> 0 cli/payload.raw 2048" \
 			$U open --dry-run --type raw --header cli/hdr-off --key-file cli/hpw cli/payload.raw r
+		if rm -f cli/vk && cryptsetup luksDump -q --dump-volume-key --volume-key-file cli/vk --key-file cli/hpw \
+			cli/hdr >/dev/null 2>&1; then
+			same "--volume-key-file: a LUKS volume key, no passphrase" \
+				"h: 0 16384 vhdcrypt qcow2 cli/base.qcow2 aes-xts-plain64 :64:logon:vhdcrypt:h 0 1 whole_disk" \
+				sh -c "$U open --dry-run --header cli/hdr --volume-key-file cli/vk cli/base.qcow2 h </dev/null"
+			head -c 64 /dev/zero >cli/vk0
+			check "--volume-key-file: a wrong LUKS volume key, exit 2" 2 \
+				"the volume key file does not hold the volume key of cli/base.qcow2" \
+				$U open --dry-run --header cli/hdr --volume-key-file cli/vk0 cli/base.qcow2 h
+		else
+			n=$((n + 1)); echo "not ok $n - cryptsetup luksDump --dump-volume-key failed"
+			fail=$((fail + 1))
+		fi
 		check "raw payload without --header: not an image" 1 "payload.raw is not a VHD or qcow2 image" \
 			$U open --dry-run --key-file cli/hpw cli/payload.raw r
 		check "raw payload, wrong passphrase: exit 2" 2 "no key slot of cli/payload.raw matches" \
 			$U open --dry-run --header cli/hdr --key-file notimage.bin cli/payload.raw r
+		check "--key-file /dev/null: nothing to read, exit 1 (as cryptsetup)" 1 \
+			"cannot read key file /dev/null: it is empty" \
+			$U open --dry-run --header cli/hdr --key-file /dev/null cli/payload.raw r
+		: >cli/empty-pw
+		check "--key-file of an empty file: the empty passphrase, exit 2" 2 "matches the passphrase" \
+			$U open --dry-run --header cli/hdr --key-file cli/empty-pw cli/payload.raw r
 		if rm -f cli/hdr4k cli/hdr1 &&
 			cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
 				--sector-size 4096 --header cli/hdr4k --key-file cli/hpw cli/payload.raw \
@@ -300,11 +320,8 @@ h: 0 14336 vhdcrypt qcow2 cli/top.qcow2 aes-xts-plain64 <hex-key-64-bytes> 0 3 b
 		check "--header over a keyed parent: two encryption layers" 1 \
 			"parent.vhd, in the backing chain of child-inherit.vhd, has its own encryption; a detached LUKS header over an encrypted backing image (two encryption layers) is not supported" \
 			$U open --dry-run --header cli/hdr --key-file cli/hpw child-inherit.vhd h
-		for i in 1 2 3 4 5; do	# QEMU's PBKDF2 timing fails now and then: retry
-			qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
-				-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 \
-				cli/lbase.qcow2 8M 2>/dev/null && break
-		done
+		$QEMU_RETRY qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+			-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 cli/lbase.qcow2 8M
 		qemu-img create -q -f qcow2 -b lbase.qcow2 -F qcow2 -u cli/ltop.qcow2 8M
 		check "--header over a LUKS qcow2 backing file: two encryption layers" 1 \
 			"lbase.qcow2, in the backing chain of cli/ltop.qcow2, has its own encryption" \
@@ -313,15 +330,12 @@ h: 0 14336 vhdcrypt qcow2 cli/top.qcow2 aes-xts-plain64 <hex-key-64-bytes> 0 3 b
 		n=$((n + 1)); echo "ok $n - # SKIP cryptsetup luksFormat --header on a file failed"
 	fi
 	if [ "$(id -u)" = 0 ] && [ -e /dev/loop-control ]; then
-		for i in 1 2 3 4 5; do	# QEMU's PBKDF2 timing fails now and then: retry
-			qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
-				-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 \
-				cli/luks.qcow2 8M 2>/dev/null && break
-		done
+		$QEMU_RETRY qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+			-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 cli/luks.qcow2 8M
 		printf pw >cli/pw
 		same "table: qcow2 LUKS" "l: 0 16384 vhdcrypt qcow2 cli/luks.qcow2 aes-xts-plain64 :64:logon:vhdcrypt:l 0 1 iv_sector:host" \
 			$U open --dry-run --key-file cli/pw cli/luks.qcow2 l
-		../../../scripts/qemu-retry qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+		$QEMU_RETRY qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
 			-o compat=0.10,encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 \
 			cli/luksv2.qcow2 8M
 		same "table: qcow2 version 2 with LUKS" "l: 0 16384 vhdcrypt qcow2 cli/luksv2.qcow2 aes-xts-plain64 :64:logon:vhdcrypt:l 0 1 iv_sector:host" \
@@ -348,6 +362,10 @@ h: 0 14336 vhdcrypt qcow2 cli/top.qcow2 aes-xts-plain64 <hex-key-64-bytes> 0 3 b
 			$U open --dry-run --key-file notimage.bin cli/aes.qcow2 a
 		same "legacy AES: the table" "a: 0 16384 vhdcrypt qcow2 cli/aes.qcow2 aes-cbc-plain64 <hex-key-16-bytes> 0" \
 			sh -c "$U open --dry-run --disable-keyring --key-file cli/pw cli/aes.qcow2 a 2>/dev/null"
+		printf 'pw\0\0\0\0\0\0\0\0\0\0\0\0\0\0' >cli/aes.key
+		same "legacy AES: --volume-key-file, the 16-byte key" \
+			"a: 0 16384 vhdcrypt qcow2 cli/aes.qcow2 aes-cbc-plain64 :16:logon:vhdcrypt:a 0" \
+			sh -c "$U open --dry-run --volume-key-file cli/aes.key cli/aes.qcow2 a 2>/dev/null"
 	else
 		n=$((n + 1)); echo "ok $n - # SKIP qemu-img cannot make legacy AES images"
 	fi
