@@ -243,6 +243,10 @@ int vc_openxt_resolve(const struct vc_chain *c, int i, const struct vc_keydirs *
 			key = vc_secret_dup(top_key);
 			*keyfile = vc_strdup(top_key_name);
 			r = key && *keyfile ? 0 : -ENOMEM;
+			if (r) {
+				vc_secret_free(key);
+				break;
+			}
 		} else {
 			r = vc_openxt_find_key(kd, base, &key, keyfile, &note);
 		}
