@@ -603,14 +603,15 @@ static void vc_qcow2_set_entry(struct vc_target *vc, struct vc_qcow2_unit *u,
 			       u64 entry, u64 bitmap)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
+	unsigned long flags;
 
 	/* Each unit releases what its disk entry and any later entry held. */
 	if (u->nr_release < ARRAY_SIZE(u->release))
 		vc_qcow2_note_release(q, u, u->entry, entry);
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	u->entry = entry;
 	u->bitmap = bitmap;
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 }
 
@@ -1090,6 +1091,7 @@ static int vc_qcow2_commit_l2(struct vc_target *vc)
 	struct vc_meta_ref ref;
 	struct vc_unit *unit;
 	int r;
+	unsigned long flags;
 
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		u = container_of(unit, struct vc_qcow2_unit, unit);
@@ -1102,11 +1104,11 @@ static int vc_qcow2_commit_l2(struct vc_target *vc)
 			return vc_qcow2_corrupt(vc, "L2 entry outside the image",
 						u->l2_offset);
 		}
-		vc_publish_begin(vc);
+		vc_publish_begin(vc, flags);
 		vc_put_be64(ref.p, u->entry);
 		if (q->entry_size == 16)
 			vc_put_be64(ref.p + 8, u->bitmap);
-		vc_publish_end(vc);
+		vc_publish_end(vc, flags);
 		vc_meta_dirty(&ref, q->entry_size);
 		vc_meta_put(&ref);
 	}
@@ -1120,15 +1122,16 @@ static int vc_qcow2_commit_l1(struct vc_target *vc)
 	struct vc_qcow2_new_l2 *n;
 	unsigned long l1i;
 	int r;
+	unsigned long flags;
 
 	if (xa_empty(&a->new_l2))
 		return 0;
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	xa_for_each(&a->new_l2, l1i, n) {
 		q->l1[l1i] = cpu_to_be64(n->table | QCOW2_OFLAG_COPIED);
 		set_bit(l1i * 8 / SECTOR_SIZE, a->l1_dirty);
 	}
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	r = vc_qcow2_write_sectors(vc, q->h.l1_table_offset, q->l1, a->l1_dirty,
 				   a->l1_bytes >> SECTOR_SHIFT);
 	if (r)

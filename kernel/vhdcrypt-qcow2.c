@@ -77,7 +77,7 @@ static int vc_qcow2_load(struct vc_target *vc, struct vc_qcow2 *q)
 					      "cannot read the qcow2 L1 table";
 		goto out;
 	}
-	vc_publish_begin(vc);
+	/* In ctr or preresume: no lookup runs meanwhile. */
 	if (q->l1) {
 		memcpy(q->l1, l1, min(bytes, q->l1_bytes));
 	} else {
@@ -87,7 +87,6 @@ static int vc_qcow2_load(struct vc_target *vc, struct vc_qcow2 *q)
 		q->l1_whole_sectors = whole;
 	}
 	q->h = h;
-	vc_publish_end(vc);
 	kvfree(l1);
 out:
 	kfree(buf);

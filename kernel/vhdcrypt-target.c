@@ -465,11 +465,13 @@ static int vc_iterate_devices(struct dm_target *ti,
 			      iterate_devices_callout_fn fn, void *data)
 {
 	struct vc_target *vc = ti->private;
+	/* DM checks device areas against our logical block size. */
+	sector_t unit = vc->cipher.sector_size >> SECTOR_SHIFT;
 	int r;
 
-	r = fn(ti, vc->image, 0, vc->image_sectors, data);
+	r = fn(ti, vc->image, 0, round_down(vc->image_sectors, unit), data);
 	if (!r && vc->lower)
-		r = fn(ti, vc->lower, 0, vc->lower_sectors, data);
+		r = fn(ti, vc->lower, 0, round_down(vc->lower_sectors, unit), data);
 	return r;
 }
 

@@ -179,11 +179,9 @@ static int vc_vhd_load_bat(struct vc_target *vc, struct vc_vhd *v)
 		end = max_t(sector_t, end, sector + block_span);
 	}
 
-	/* A reload keeps the array readers use, changing it in place. */
+	/* In ctr or preresume: no lookup runs meanwhile. */
 	if (v->bat) {
-		vc_publish_begin(vc);
 		memcpy(v->bat, bat, v->bat_bytes);
-		vc_publish_end(vc);
 		kvfree(bat);
 	} else {
 		v->bat = bat;
@@ -534,6 +532,7 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 	struct vc_vhd_unit *u = container_of(wb->owner, struct vc_vhd_unit, unit);
 	struct vc_io *io = wb->io;
 	u32 first = wb->host_sector - u->bat - v->bitmap_sectors;
+	unsigned long flags;
 
 	u->unit.inflight--;
 	if (wb->error) {
@@ -544,10 +543,10 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 		vc_wbuf_free(wb);
 		return;
 	}
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	bitmap_set(u->present, first, wb->sectors);
 	bitmap_clear(u->cleared, first, wb->sectors);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 	if (u->unit.busy)
 		vc_unit_ready(vc, &u->unit);
@@ -616,6 +615,7 @@ static void vc_vhd_discard(struct vc_target *vc, struct vc_vhd *v,
 {
 	u32 nr = io->iter.bi_size >> SECTOR_SHIFT;
 	u32 bat = u ? u->bat : vc_vhd_bat(v, block);
+	unsigned long flags;
 
 	/* Nothing there, or tapdisk trusts the block to be full: keep it. */
 	if (bat == VHD_BAT_UNUSED || vc_vhd_block_full(v, block)) {
@@ -629,10 +629,10 @@ static void vc_vhd_discard(struct vc_target *vc, struct vc_vhd *v,
 			return;
 		}
 	}
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	bitmap_clear(u->present, first, nr);
 	bitmap_set(u->cleared, first, nr);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 	if (io->bio->bi_opf & REQ_FUA)
 		io->flags |= VC_IO_FUA;
@@ -728,6 +728,7 @@ static int vc_vhd_commit_bitmap(struct vc_target *vc, struct vc_vhd *v,
 	u32 per_sector = SECTOR_SIZE * 8, j, i;
 	struct vc_meta_ref ref;
 	int r;
+	unsigned long flags;
 
 	for (j = 0; j < v->bitmap_sectors; j++) {
 		u32 first = j * per_sector;
@@ -750,14 +751,14 @@ static int vc_vhd_commit_bitmap(struct vc_target *vc, struct vc_vhd *v,
 			vc_meta_put(&ref);
 			return -EIO;
 		}
-		vc_publish_begin(vc);
+		vc_publish_begin(vc, flags);
 		for (i = 0; i < n; i++) {
 			if (test_bit(first + i, u->present))
 				vc_vhd_set_bit(v, ref.p, i, true);
 			else if (test_bit(first + i, u->cleared))
 				vc_vhd_set_bit(v, ref.p, i, false);
 		}
-		vc_publish_end(vc);
+		vc_publish_end(vc, flags);
 		vc_meta_dirty(&ref, SECTOR_SIZE);
 		vc_meta_put(&ref);
 	}
@@ -791,6 +792,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 	struct vc_unit *unit;
 	struct vc_vhd_unit *u;
 	int r;
+	unsigned long flags;
 
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		r = vc_vhd_commit_bitmap(vc, v,
@@ -802,7 +804,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 	if (r)
 		return r;
 
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		u = container_of(unit, struct vc_vhd_unit, unit);
 		if (!u->new_block)
@@ -810,7 +812,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 		v->bat[unit->index] = cpu_to_be32(u->bat);
 		set_bit(unit->index * 4 / SECTOR_SIZE, v->bat_dirty);
 	}
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	return vc_vhd_write_bat(vc, v);
 }
 

@@ -5,12 +5,12 @@
  *
  * map() writes in place what the image owns exclusively (VC_EXT_IN_PLACE):
  * plain images by remapping, encrypted ones through bounce pages filled on
- * the crypto queue. Everything else goes to the metadata worker, one work
- * item that never runs concurrently with itself. It splits a write at unit
- * boundaries and lets the format serve each piece: in place after all, or
- * through a write buffer (fill + data, encrypted as a whole) written where
- * the unit's new mapping points. Once that write is done, the worker
- * publishes the unit and completes the bio.
+ * the crypto queue. Everything else, cut to one unit, goes to the metadata
+ * worker, one work item that never runs concurrently with itself; the
+ * format serves it in place after all, or through a write buffer (fill +
+ * data, encrypted as a whole) written where the unit's new mapping points.
+ * Once that write is done, the worker publishes the unit and completes the
+ * bio. Completions (any context) only queue work for the worker.
  *
  * A commit writes the published mappings in the order the format gives,
  * after flushing the image device, so the data is durable before any
@@ -131,9 +131,11 @@ static void vc_kick(struct vc_write *w)
 /* The old epoch's last bio ended (any context). */
 static void vc_epoch_release(struct vc_write *w)
 {
-	spin_lock(&w->lock);
+	unsigned long flags;
+
+	spin_lock_irqsave(&w->lock, flags);
 	w->epoch_released = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	wake_up_all(&w->idle_wait);
 	vc_kick(w);
 }
@@ -187,6 +189,7 @@ static void vc_epoch_drained(struct vc_write *w)
 int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 {
 	int r;
+	unsigned long flags;
 
 	INIT_LIST_HEAD(&u->waiting);
 	INIT_LIST_HEAD(&u->dirty);
@@ -194,9 +197,9 @@ int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 	r = xa_reserve(&vc->units, u->index, GFP_NOIO);
 	if (r)
 		return r;
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	r = xa_err(xa_store(&vc->units, u->index, u, GFP_NOWAIT));
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	return r;
 }
 
@@ -204,10 +207,11 @@ int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 static void vc_unit_wake(struct vc_target *vc, struct vc_unit *u)
 {
 	struct vc_write *w = vc->w;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_splice_tail_init(&u->waiting, &w->deferred);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -241,9 +245,11 @@ void vc_unit_ready(struct vc_target *vc, struct vc_unit *u)
 /* Worker: drop a unit whose write failed; what waited for it retries. */
 void vc_unit_abort(struct vc_target *vc, struct vc_unit *u)
 {
-	vc_publish_begin(vc);
+	unsigned long flags;
+
+	vc_publish_begin(vc, flags);
 	xa_erase(&vc->units, u->index);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_wake(vc, u);
 	kfree_rcu(u, rcu);
 }
@@ -285,6 +291,7 @@ static int vc_commit(struct vc_target *vc)
 	struct vc_write *w = vc->w;
 	struct vc_unit *u, *tmp;
 	int r;
+	unsigned long flags;
 
 	if (w->failed)
 		return -EIO;
@@ -299,11 +306,11 @@ static int vc_commit(struct vc_target *vc)
 	 * The cache and resident tables now hold what the units held. A unit
 	 * with a write in flight stays, to be committed again after it.
 	 */
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	list_for_each_entry(u, &w->dirty_units, dirty)
 		if (!u->busy && !u->inflight)
 			xa_erase(&vc->units, u->index);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	list_for_each_entry_safe(u, tmp, &w->dirty_units, dirty) {
 		if (u->busy || u->inflight)
 			continue;
@@ -332,11 +339,12 @@ int vc_commit_now(struct vc_target *vc)
 void vc_complete_after_commit(struct vc_io *io)
 {
 	struct vc_write *w = io->vc->w;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&io->list, &w->flushes);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -344,10 +352,11 @@ static void vc_commit_timer(struct work_struct *work)
 {
 	struct vc_write *w = container_of(to_delayed_work(work),
 					  struct vc_write, commit_timer);
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -664,12 +673,13 @@ void vc_wbuf_zero_image(struct vc_wbuf *wb, sector_t sector, sector_t len)
 static void vc_wbuf_written(struct vc_wbuf *wb)
 {
 	struct vc_write *w = wb->vc->w;
+	unsigned long flags;
 
 	vc_free_pages(w, wb->pages, wb->nr_pages);
 	wb->nr_pages = 0;
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&wb->list, &w->done_wbufs);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -788,13 +798,14 @@ static void vc_meta_work(struct work_struct *work)
 	struct vc_wbuf *wb, *wtmp;
 	struct vc_io *io, *tmp;
 	bool commit, released;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_splice_init(&w->done_wbufs, &done);
 	list_splice_init(&w->deferred, &deferred);
 	released = w->epoch_released;
 	w->epoch_released = false;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 
 	if (released)
 		vc_epoch_drained(w);
@@ -811,11 +822,11 @@ static void vc_meta_work(struct work_struct *work)
 		cond_resched();
 	}
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	commit = w->commit_requested || w->nr_dirty >= VC_MAX_DIRTY_UNITS;
 	w->commit_requested = false;
 	list_splice_init(&w->flushes, &flushes);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	if (commit || !list_empty(&flushes))
 		vc_end_flushes(vc, &flushes, vc_commit(vc));
 	vc_epoch_switch(w);
@@ -829,6 +840,7 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 	struct vc_extent ext;
 	sector_t len;
 	int r;
+	unsigned long flags;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/* DM core sends flushes without data. */
@@ -887,9 +899,9 @@ defer_unit:
 	if (len < bio_sectors(bio))
 		dm_accept_partial_bio(bio, len);
 defer:
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&io->list, &w->deferred);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 	return DM_MAPIO_SUBMITTED;
 }
@@ -998,11 +1010,12 @@ static bool vc_write_idle(struct vc_write *w)
 void vc_write_suspend(struct vc_target *vc)
 {
 	struct vc_write *w = vc->w;
+	unsigned long flags;
 
 	cancel_delayed_work_sync(&w->commit_timer);
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 	flush_work(&w->work);
 	/* The commit started a drain; with no bios it ends at once. */

@@ -456,18 +456,26 @@ static inline bool vc_lookup_retry(struct vc_target *vc, unsigned int seq)
 	return read_seqcount_retry(&vc->publish_seq, seq);
 }
 
-/* Metadata worker: make changes visible to lookups atomically. */
-static inline void vc_publish_begin(struct vc_target *vc)
-{
-	spin_lock(&vc->publish_lock);
-	write_seqcount_begin(&vc->publish_seq);
-}
+/*
+ * Metadata worker: make changes visible to lookups atomically. Interrupts
+ * are off meanwhile, so a lookup in interrupt context on this CPU never
+ * spins on a writer it interrupted.
+ */
+#define vc_publish_begin(vc, flags)					\
+	do {								\
+		struct vc_target *__vc = (vc);				\
+									\
+		spin_lock_irqsave(&__vc->publish_lock, flags);		\
+		write_seqcount_begin(&__vc->publish_seq);		\
+	} while (0)
 
-static inline void vc_publish_end(struct vc_target *vc)
-{
-	write_seqcount_end(&vc->publish_seq);
-	spin_unlock(&vc->publish_lock);
-}
+#define vc_publish_end(vc, flags)					\
+	do {								\
+		struct vc_target *__vc = (vc);				\
+									\
+		write_seqcount_end(&__vc->publish_seq);			\
+		spin_unlock_irqrestore(&__vc->publish_lock, flags);	\
+	} while (0)
 
 /* The unit of @index, if any; the caller holds rcu_read_lock(). */
 static inline struct vc_unit *vc_unit_find(struct vc_target *vc,
