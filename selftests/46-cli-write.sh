@@ -38,25 +38,6 @@ write_both() {
 	sync
 }
 
-# status_is NAME MODE: status and status --json show MODE and the sizes.
-status_is() {
-	local out
-	out=$("$TOOL" status "$1") || return 1
-	grep -q "mode: *$2$" <<<"$out" || { echo "$out"; return 1; }
-	grep -q "file size: *[0-9]* bytes" <<<"$out" || { echo "$out"; return 1; }
-	"$TOOL" status --json "$1" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-assert s["mode"] == sys.argv[1], s
-assert s["read_only"] == (sys.argv[1] == "ro"), s
-assert s["file_size"] > 0, s
-if s["type"] != "raw":
-    assert 0 < s["allocated"], s
-    if s["mode"] == "rw":
-        assert s["allocated"] <= s["file_size"], s
-' "$2"
-}
-
 # valid_open FILE KIND: while mapped, the grown file is a valid image.
 valid_open() {
 	local size0=$2 kind=$3 size
@@ -110,7 +91,6 @@ rw_case() {
 	*) wimg_make "$kind" "$img" "$SIZE" ;;
 	esac || { tap_fail "$kind: make the image"; return; }
 	[ "$kind" = qcow2-luks ] && opts=(--key-file "$W_PASS_FILE")
-	tap_diag "t=$SECONDS"
 	if [ "$kind" = openxt ]; then
 		# what the tool's read path shows (tested elsewhere): vhdcheck decodes slowly
 		"$TOOL" open --readonly "${opts[@]}" "$img" "$name" &&
@@ -144,7 +124,6 @@ done
 hdr_case() {
 	local what=$1 img=$2 name=$P-$1 ref=$1.ref plain=$1.plain size0 dev
 	shift 2
-	tap_diag "t=$SECONDS"
 	truncate -s "$SIZE" "$ref"
 	cryptsetup luksFormat -q --header "$what.hdr" --key-file pw --pbkdf pbkdf2 \
 		--pbkdf-force-iterations 1000 --sector-size 512 "$ref" ||
