@@ -15,12 +15,14 @@ start_cli_test() {
 	[ -x "$TOOL" ] || skip_all "vhdcryptsetup not built ($TOOL)"
 }
 
-# close_quiet NAME: cleanup of a device this test opened.
+# close_quiet NAME: cleanup of a device this test opened (quick if it is gone).
 close_quiet() {
+	local n left
+	left=$(dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep -E "^$1(-L[0-9]+|p[0-9]+)?$")
+	[ -n "$left" ] || return 0
 	"$TOOL" close "$1" >/dev/null 2>&1
-	local n
-	for n in "$1" "$1-L1" "$1-L2" "$1-L3"; do
-		dm_remove "$n" >/dev/null 2>&1
+	for n in "$1p1" "$1p2" "$1" "$1-L1" "$1-L2" "$1-L3"; do
+		grep -qxF -- "$n" <<<"$left" && dm_remove "$n" >/dev/null 2>&1
 	done
 	return 0
 }
@@ -41,11 +43,12 @@ cli() {
 	return 1
 }
 
-# nothing_left NAME IMAGE...: no device NAME or NAME-L<n>, no loop device on IMAGE.
+# nothing_left NAME IMAGE...: no device NAME, NAME-L<n> or NAMEp<n>, no loop
+# device on IMAGE.
 nothing_left() {
 	local n=$1 img
 	shift
-	if dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep -qE "^$n(-L[0-9]+)?$"; then
+	if dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep -qE "^$n(-L[0-9]+|p[0-9]+)?$"; then
 		echo "dm devices left: $(dmsetup ls)"
 		return 1
 	fi
@@ -100,4 +103,23 @@ luks_payload() {
 	} || return 1
 	dd if="$dev" of="plain-$tag" bs=1M status=none || return 1
 	cryptsetup close "$ref"
+}
+
+# status_is NAME MODE: status and status --json show MODE and the sizes.
+status_is() {
+	local out
+	out=$("$TOOL" status "$1") || return 1
+	grep -q "mode: *$2$" <<<"$out" || { echo "$out"; return 1; }
+	grep -q "file size: *[0-9]* bytes" <<<"$out" || { echo "$out"; return 1; }
+	"$TOOL" status --json "$1" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["mode"] == sys.argv[1], s
+assert s["read_only"] == (sys.argv[1] == "ro"), s
+assert s["file_size"] > 0, s
+if s["type"] != "raw":
+    assert 0 < s["allocated"], s
+    if s["mode"] == "rw":
+        assert s["allocated"] <= s["file_size"], s
+' "$2"
 }

@@ -16,6 +16,18 @@
  */
 int vc_blkid_luks(const char *path, uint64_t off, uint64_t size,
 		  char *uuid, size_t uuid_len, int *version);
+struct vc_partition {
+	int number;		/* as the kernel numbers it: 1..4 primary, 5.. logical */
+	uint64_t start;		/* 512-byte sectors */
+	uint64_t sectors;
+};
+/*
+ * The partitions of the partition table on device path (DOS extended
+ * partitions, the containers of logical ones, left out), at most max of
+ * them, each inside the device's dev_sectors; their number, or -errno.
+ */
+int vc_blkid_partitions(const char *path, uint64_t dev_sectors, struct vc_partition *parts,
+			int max);
 /* "/dev/<name>" of a block device (malloc'd), NULL if unknown. */
 char *vc_blkid_devname(dev_t devt);
 

@@ -1,22 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhdcryptsetup close: remove "<name>", then its lower layers, found through
- * the backing:<dev> option of each table; the loop devices detach themselves
- * (autoclear) when the last vhdcrypt device releases them, and are detached
- * here if they did not. A dm-crypt device of a LUKS header (a raw payload)
- * is removed through libcryptsetup, as cryptsetup close does.
+ * vhdcryptsetup close: remove the partition devices of "<name>", then
+ * "<name>" (the kernel target commits everything), then its lower layers,
+ * found through the backing:<dev> option of each table; the loop devices
+ * detach themselves (autoclear) when the last vhdcrypt device releases them,
+ * and are detached here if they did not. Then the file of a read-write top
+ * layer is trimmed back to the end of its data (grow.h). A dm-crypt device
+ * of a LUKS header (a raw payload) is removed through libcryptsetup, as
+ * cryptsetup close does.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "chain.h"
 #include "cmd.h"
 #include "dm.h"
 #include "dmname.h"
+#include "grow.h"
 #include "loop.h"
 #include "luks.h"
+#include "partitions.h"
 #include "table.h"
 #include "util.h"
 
@@ -26,17 +32,19 @@ struct vc_close {
 	dev_t loops[VC_CHAIN_MAX];	/* attached by open (autoclear) */
 	char *loop_files[VC_CHAIN_MAX];
 	int nloops;
+	const char *top_file;	/* the top image's file (in loop_files), NULL if a device */
 };
 
-static void vc_close_add_loop(struct vc_close *c, dev_t devt)
+static bool vc_close_add_loop(struct vc_close *c, dev_t devt)
 {
 	struct vc_loop_info li;
 
 	if (!devt || c->nloops == VC_CHAIN_MAX || vc_loop_info(devt, &li) || !li.autoclear)
-		return;
+		return false;
 	c->loop_files[c->nloops] = vc_strdup(li.backing_file);
 	if (c->loop_files[c->nloops])
 		c->loops[c->nloops++] = devt;
+	return c->loop_files[c->nloops - 1] != NULL;
 }
 
 /* The devices of the stack under d (consumed), top first. */
@@ -53,7 +61,8 @@ static int vc_close_collect(struct vc_close *c, const char *name, struct vc_dm_d
 		vc_dm_dev_clear(d);
 		if (!c->names[c->nnames - 1])
 			return -ENOMEM;
-		vc_close_add_loop(c, t.image_dev);
+		if (vc_close_add_loop(c, t.image_dev) && c->nnames == 1)
+			c->top_file = c->loop_files[c->nloops - 1];
 		if (!t.backing_dev || c->nnames == VC_CHAIN_MAX)
 			return 0;
 		if (vc_dm_query_devt(t.backing_dev, d)) {
@@ -99,12 +108,38 @@ static int vc_close_stack(struct vc_close *c, const char *name)
 	return 0;
 }
 
+/*
+ * Trim the file of the top layer (read-write: rw) back to its data, never
+ * below its size before open; a failure leaves a valid, larger image.
+ */
+static void vc_close_trim(const char *name, const char *file, bool rw)
+{
+	uint64_t size = 0;
+	struct stat st;
+	bool state;
+
+	if (!file || stat(file, &st) < 0 || !S_ISREG(st.st_mode)) {
+		vc_grow_state_remove(name);
+		return;
+	}
+	state = vc_grow_state_load(name, &st, &size) == 0;
+	vc_grow_state_remove(name);
+	if (!state && !rw)
+		return;
+	if (vc_grow_trim(file, size)) {
+		vc_warn("%s was not trimmed back (%s); it is a valid image, only larger", file,
+			vc_last_error());
+		vc_clear_error();
+	}
+}
+
 int vc_cmd_close(const struct vc_opts *o, char **args)
 {
 	const char *name = args[0];
 	struct vc_close c = { 0 };
+	char tag[16], uuid[VC_DM_UUID_MAX + 1];
 	struct vc_dm_dev d;
-	char tag[16];
+	bool rw;
 	int r, i;
 
 	(void)o;
@@ -118,6 +153,16 @@ int vc_cmd_close(const struct vc_opts *o, char **args)
 		return vc_fail(-ENODEV, "device %s is not active", name);
 	if (r)
 		return vc_fail(r, "cannot query device %s: %s", name, strerror(-r));
+	memcpy(uuid, d.uuid, sizeof(uuid));
+	rw = !d.read_only;
+	if ((!strcmp(d.target_type, VC_DM_TARGET) && vc_dm_uuid_scheme(d.uuid, tag, sizeof(tag))) ||
+	    (!strcmp(d.target_type, VC_DM_CRYPT_TARGET) && vc_dm_uuid_is_luks(d.uuid))) {
+		r = vc_partitions_remove(uuid, d.devt);
+		if (r) {
+			vc_dm_dev_clear(&d);
+			return r;
+		}
+	}
 	if (!strcmp(d.target_type, VC_DM_CRYPT_TARGET) && vc_dm_uuid_is_luks(d.uuid)) {
 		vc_dm_dev_clear(&d);
 		return vc_luks_deactivate(name);
@@ -130,6 +175,8 @@ int vc_cmd_close(const struct vc_opts *o, char **args)
 	r = vc_close_collect(&c, name, &d);
 	if (!r)
 		r = vc_close_stack(&c, name);
+	if (!r)
+		vc_close_trim(name, c.top_file, rw);
 	for (i = 0; i < c.nnames; i++)
 		free(c.names[i]);
 	for (i = 0; i < c.nloops; i++)

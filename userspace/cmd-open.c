@@ -2,27 +2,36 @@
 /*
  * vhdcryptsetup open: parse the chain, read every layer's key metadata
  * (scheme.h: prepare), check the kernel, derive the keys (unlock), attach
- * the image files as read-only autoclear loop devices, then create the
- * vhdcrypt devices from the bottom layer up: "<name>-L<n>" (hidden) ...
- * "<name>-L1", then "<name>" on top, each one naming the one below as its
- * backing device. Any failure removes what was created. A raw payload under
- * a detached header becomes one dm-crypt device instead, through
- * libcryptsetup.
+ * the image files as autoclear loop devices (locked as QEMU locks them,
+ * lock.h), then create the vhdcrypt devices from the bottom layer up:
+ * "<name>-L<n>" (hidden) ... "<name>-L1", then "<name>" on top, each one
+ * naming the one below as its backing device, and the partition devices
+ * of the top one (partitions.h). Lower layers are read-only; the top one
+ * is read-write unless asked, or unless the file or the format cannot be
+ * written, and its file is extended to the most it can need (grow.h). Any
+ * failure removes what was created. A raw payload under a detached header
+ * becomes one dm-crypt device instead, through libcryptsetup.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include "chain.h"
 #include "cmd.h"
 #include "dm.h"
 #include "dmname.h"
+#include "grow.h"
 #include "keyring.h"
+#include "lock.h"
 #include "loop.h"
 #include "luks.h"
+#include "partitions.h"
 #include "scheme.h"
 #include "table.h"
 #include "util.h"
@@ -32,6 +41,7 @@ struct vc_layer_dev {
 	char *dm_name;
 	char *dm_uuid;
 	struct vc_loop loop;	/* the image's loop device, if it is a file */
+	int file_fd;		/* the image, with QEMU's locks, until the loop holds it */
 	dev_t devt;		/* the device holding the image */
 	dev_t dm_devt;		/* the vhdcrypt device made from it */
 	bool created;
@@ -47,6 +57,8 @@ struct vc_open {
 	struct vc_passphrase_src pass;
 	struct vc_key_opts keys;
 	struct vc_unlock unlock;
+	bool rw;		/* the top layer is mapped read-write */
+	bool grown;		/* and its file was extended (to undo on failure) */
 };
 
 /* Options that contradict each other, before anything is read. */
@@ -77,15 +89,62 @@ static int vc_open_check_use(const struct vc_open *op)
 	if (op->o->volume_key_file && top == &vc_scheme_none)
 		return vc_fail(-EINVAL, "--volume-key-file gives the key of the top image, but "
 			       "%s is not encrypted", path);
-	if (op->o->given & VC_OPT_ALLOW_DISCARDS)
-		vc_warn("--allow-discards has no effect: the mapping is read-only in this "
-			"release");
 	return 0;
 }
 
 static bool vc_open_raw(const struct vc_open *op)
 {
 	return op->chain.img[0]->fmt == VC_FMT_RAW;
+}
+
+/* Why the image file or device itself cannot be written; NULL if it can. */
+static const char *vc_open_file_readonly(const struct vc_image *img)
+{
+	int fd, ro = 0;
+
+	if (img->is_blockdev) {
+		fd = open(img->path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && ioctl(fd, BLKROGET, &ro) < 0)
+			ro = 0;
+		if (fd >= 0)
+			close(fd);
+		return ro ? "it is a read-only block device" : NULL;
+	}
+	if (!(img->st.st_mode & 0222))
+		return "the file has no write permission";
+	if (access(img->path, W_OK) < 0)
+		return errno == EROFS ? "it is on a read-only file system" :
+					"the file is not writable";
+	return NULL;
+}
+
+/*
+ * Read-write unless --readonly, or unless the file or its format cannot be
+ * written (then a warning says why).
+ */
+static void vc_open_choose_mode(struct vc_open *op)
+{
+	const struct vc_image *top = op->chain.img[0];
+	const char *why = NULL;
+	unsigned int v[3];
+
+	op->rw = false;
+	if (!(op->o->given & VC_OPT_READONLY)) {
+		if (!vc_open_raw(op))
+			why = vc_image_write_refusal(top, op->crypt[0].sector_size);
+		if (!why)
+			why = vc_open_file_readonly(top);
+		if (!why && !op->o->dry_run && !vc_open_raw(op) &&
+		    !vc_dm_target_version(VC_DM_TARGET, v) && v[0] == 1 && v[1] < 2)
+			why = "the vhdcrypt kernel target writes from version 1.2.0 on "
+			      "(update dm-vhdcrypt)";
+		if (why)
+			vc_warn("%s is mapped read-only: %s", top->path, why);
+		else
+			op->rw = true;
+	}
+	if (!op->rw && (op->o->given & VC_OPT_ALLOW_DISCARDS))
+		vc_warn("--allow-discards has no effect on a read-only mapping");
 }
 
 /*
@@ -202,6 +261,7 @@ static char *vc_layer_params(const struct vc_open *op, int i, const char *key, b
 		.whole_disk = cr->whole_disk,
 		.data_offset = cr->data_offset,
 		.sector_size = cr->sector_size,
+		.allow_discards = i == 0 && op->rw && (op->o->given & VC_OPT_ALLOW_DISCARDS),
 	};
 
 	if (i + 1 < op->chain.n)
@@ -226,6 +286,10 @@ static int vc_open_layer(struct vc_open *op, int i)
 {
 	struct vc_layer_dev *dev = &op->dev[i];
 	char *key, *params = NULL, *masked = NULL;
+	struct vc_dm_new n = {
+		.name = dev->dm_name, .uuid = dev->dm_uuid, .target = VC_DM_TARGET,
+		.sectors = vc_layer_sectors(op, i), .hidden = i > 0, .writable = i == 0 && op->rw,
+	};
 	struct vc_dm_dev d;
 	int32_t serial = 0;
 	bool secret;
@@ -252,8 +316,9 @@ static int vc_open_layer(struct vc_open *op, int i)
 		if (r)
 			goto out;
 	}
-	r = vc_dm_create(dev->dm_name, dev->dm_uuid, vc_layer_sectors(op, i), params, secret,
-			 i > 0);
+	n.params = params;
+	n.secure = secret;
+	r = vc_dm_create_dev(&n);
 	vc_keyring_drop(serial);
 	if (r)
 		goto out;
@@ -280,24 +345,82 @@ static void vc_open_rollback(struct vc_open *op)
 		}
 }
 
-/* A loop device for every image file, bottom first. */
+/*
+ * The image of layer i, locked as QEMU locks an image it reads or writes
+ * (rw), on a loop device if it is a file; a read-write top image file is
+ * extended first. A file that cannot be opened for writing is mapped
+ * read-only.
+ */
+static int vc_open_file(struct vc_open *op, int i, bool rw)
+{
+	const struct vc_image *img = op->chain.img[i];
+	struct vc_layer_dev *dev = &op->dev[i];
+	int r;
+
+	dev->file_fd = open(img->path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (dev->file_fd < 0 && rw && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+		vc_warn("%s is mapped read-only: it cannot be opened for writing (%s)",
+			img->path, strerror(errno));
+		op->rw = rw = false;
+		dev->file_fd = open(img->path, O_RDONLY | O_CLOEXEC);
+	}
+	if (dev->file_fd < 0)
+		return vc_fail(-errno, "cannot open %s: %s", img->path, strerror(errno));
+	r = vc_lock_image(dev->file_fd, img->path, rw);
+	if (!r && rw && vc_grow_needed(img))
+		r = vc_grow_extend(dev->file_fd, img, &op->grown);
+	if (r)
+		return r;
+	if (img->is_blockdev) {
+		dev->devt = img->st.st_rdev;
+		return 0;
+	}
+	r = vc_loop_attach_fd(dev->file_fd, img->path, 0, 0, !rw, true, &dev->loop);
+	if (!r)
+		dev->devt = dev->loop.devt;
+	return r;
+}
+
+/* Give the top image file its size before open back. */
+static void vc_open_ungrow(struct vc_open *op)
+{
+	const struct vc_image *top = op->chain.img[0];
+
+	if (op->grown && ftruncate(op->dev[0].file_fd, top->file_size) < 0)
+		vc_warn("cannot trim %s back to %llu bytes: %s", top->path,
+			(unsigned long long)top->file_size, strerror(errno));
+	op->grown = false;
+}
+
+/* Every image file, bottom first; only the top one may be read-write. */
 static int vc_open_loops(struct vc_open *op)
 {
-	int i, r;
+	int i, r = 0;
 
-	for (i = op->chain.n - 1; i >= 0; i--) {
-		const struct vc_image *img = op->chain.img[i];
+	for (i = op->chain.n - 1; i >= 0 && !r; i--)
+		r = vc_open_file(op, i, i == 0 && op->rw);
+	return r;
+}
 
-		if (img->is_blockdev) {
-			op->dev[i].devt = img->st.st_rdev;
-			continue;
-		}
-		r = vc_loop_attach(img->path, 0, 0, true, true, &op->dev[i].loop);
-		if (r)
-			return r;
-		op->dev[i].devt = op->dev[i].loop.devt;
+/* The kernel refused the writable top table: map it read-only, the file as it was. */
+static int vc_open_top_readonly(struct vc_open *op)
+{
+	const struct vc_image *top = op->chain.img[0];
+	struct vc_layer_dev *dev = &op->dev[0];
+	int r = 0;
+
+	vc_warn("the kernel refused to map %s read-write (see dmesg for the reason); "
+		"mapping it read-only", top->path);
+	vc_clear_error();
+	op->rw = false;
+	vc_loop_release(&dev->loop);	/* detaches it (autoclear) */
+	vc_open_ungrow(op);
+	vc_lock_downgrade(dev->file_fd);
+	if (!top->is_blockdev) {
+		r = vc_loop_attach_fd(dev->file_fd, top->path, 0, 0, true, true, &dev->loop);
+		dev->devt = dev->loop.devt;
 	}
-	return 0;
+	return r ? r : vc_open_layer(op, 0);
 }
 
 /* The vhdcrypt devices, bottom first (raw backing files are used as they are). */
@@ -307,15 +430,20 @@ static int vc_open_stack(struct vc_open *op)
 
 	if (!op->o->dry_run)
 		r = vc_open_loops(op);
-	for (i = op->chain.n - 1; i >= 0 && !r; i--)
+	for (i = op->chain.n - 1; i > 0 && !r; i--)
 		if (op->chain.img[i]->fmt != VC_FMT_RAW)
 			r = vc_open_layer(op, i);
+	if (!r) {
+		r = vc_open_layer(op, 0);
+		if (op->rw && (r == -EROFS || r == -EINVAL))
+			r = vc_open_top_readonly(op);
+	}
 	if (r)
 		vc_open_rollback(op);
 	return r;
 }
 
-/* A raw payload: dm-crypt through libcryptsetup, over a read-only loop device. */
+/* A raw payload: dm-crypt through libcryptsetup, over a loop device. */
 static int vc_open_dm_crypt(struct vc_open *op)
 {
 	const struct vc_crypt *cr = &op->crypt[0];
@@ -327,6 +455,7 @@ static int vc_open_dm_crypt(struct vc_open *op)
 		.iv_offset = cr->iv_offset,
 		.data_offset = cr->data_offset,
 		.sector_size = cr->sector_size,
+		.allow_discards = op->rw && (op->o->given & VC_OPT_ALLOW_DISCARDS),
 	};
 	char *digits, *masked;
 	int r;
@@ -347,14 +476,33 @@ static int vc_open_dm_crypt(struct vc_open *op)
 		vc_safe_free(masked);
 		return 0;
 	}
-	if (img->is_blockdev)
-		return vc_luks_activate(cr->luks, op->name, img->path, cr->key,
-					!op->o->disable_keyring);
-	r = vc_loop_attach(img->path, 0, 0, true, true, &op->dev[0].loop);
+	r = vc_open_file(op, 0, op->rw);
 	if (!r)
-		r = vc_luks_activate(cr->luks, op->name, op->dev[0].loop.path, cr->key,
-				     !op->o->disable_keyring);
+		r = vc_luks_activate(cr->luks, op->name,
+				     img->is_blockdev ? img->path : op->dev[0].loop.path, cr->key,
+				     !op->o->disable_keyring, op->rw, t.allow_discards);
 	return r;
+}
+
+/* The partition devices of the new device; a failure is only a warning. */
+static void vc_open_partitions(struct vc_open *op)
+{
+	struct vc_dm_dev d;
+	int n;
+
+	if (op->o->dry_run || (op->o->given & VC_OPT_NO_PARTITIONS) ||
+	    vc_dm_query(op->name, &d))
+		return;
+	n = vc_partitions_add(op->name, d.uuid, d.devt, d.length, op->rw);
+	vc_dm_dev_clear(&d);
+	if (n < 0) {
+		vc_warn("the partitions of /dev/mapper/%s are not mapped: %s", op->name,
+			vc_last_error());
+		vc_clear_error();
+	} else if (n > 0) {
+		vc_log_verbose("%d partition%s mapped as /dev/mapper/%sp<N>", n, n > 1 ? "s" : "",
+			       op->name);
+	}
 }
 
 static int vc_open_run(struct vc_open *op)
@@ -395,11 +543,19 @@ static int vc_open_run(struct vc_open *op)
 		r = vc_chain_unlock(&op->unlock, &op->chain, op->crypt);
 	if (r)
 		return r;
+	vc_open_choose_mode(op);
 	r = vc_open_raw(op) ? vc_open_dm_crypt(op) : vc_open_stack(op);
-	if (!r && !o->dry_run)
-		vc_log_verbose("%s opened as /dev/mapper/%s (%d layer%s)", op->image, op->name,
-			       op->chain.n, op->chain.n > 1 ? "s" : "");
-	return r;
+	if (r || o->dry_run)
+		return r;
+	if (op->grown)
+		vc_grow_state_save(op->name, &op->chain.img[0]->st, op->chain.img[0]->file_size);
+	else
+		vc_grow_state_remove(op->name);
+	vc_open_partitions(op);
+	vc_log_verbose("%s opened %s as /dev/mapper/%s (%d layer%s)", op->image,
+		       op->rw ? "read-write" : "read-only", op->name, op->chain.n,
+		       op->chain.n > 1 ? "s" : "");
+	return 0;
 }
 
 int vc_cmd_open(const struct vc_opts *o, char **args)
@@ -415,8 +571,10 @@ int vc_cmd_open(const struct vc_opts *o, char **args)
 	op = vc_zalloc(sizeof(*op));
 	if (!op)
 		return -ENOMEM;
-	for (i = 0; i < VC_CHAIN_MAX; i++)
+	for (i = 0; i < VC_CHAIN_MAX; i++) {
 		op->dev[i].loop.fd = -1;
+		op->dev[i].file_fd = -1;
+	}
 	op->o = o;
 	op->image = args[0];
 	op->name = args[1];
@@ -437,8 +595,13 @@ int vc_cmd_open(const struct vc_opts *o, char **args)
 	};
 	op->unlock.o = &op->keys;
 	r = vc_open_run(op);
-	for (i = 0; i < op->chain.n; i++) {
+	for (i = 0; i < op->chain.n; i++)
 		vc_loop_release(&op->dev[i].loop);	/* the tables hold them now */
+	if (r)
+		vc_open_ungrow(op);
+	for (i = 0; i < op->chain.n; i++) {
+		if (op->dev[i].file_fd >= 0)
+			close(op->dev[i].file_fd);	/* the loop devices keep the locks */
 		free(op->dev[i].dm_name);
 		free(op->dev[i].dm_uuid);
 	}

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vhdcryptsetup status: what the table says (cipher, key location, iv and
- * offsets, backing device), what the DM UUID says (the key scheme) and what
- * the image says (format details, read again from the image's device), for
- * the device and every lower layer; as text or JSON.
+ * offsets, backing device, discards), what the DM UUID says (the key
+ * scheme), what the target's status says (mode, the image's data end) and
+ * what the image says (format details, read again from the image's
+ * device), for the device and every lower layer; as text or JSON.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "blkid.h"
@@ -33,7 +35,38 @@ struct vc_slayer {
 	struct vc_image *img;	/* format details, NULL if unreadable */
 	char *raw_path;		/* backing: a raw file's loop device, not a vhdcrypt device */
 	char *raw_dev;
+	char mode[8];		/* the target's: ro, rw, failed */
+	uint64_t data_end;	/* bytes of the image in use (the target's data_end) */
+	uint64_t file_size;	/* bytes of the image file or device */
 };
+
+/* mode: and data_end: from the target's status line (fields by name). */
+static void vc_status_target(struct vc_slayer *s)
+{
+	char line[1024], *tok, *save = NULL;
+	unsigned long long v;
+
+	snprintf(s->mode, sizeof(s->mode), "%s", s->dm.read_only ? "ro" : "rw");
+	if (s->dm_crypt || vc_dm_status(s->dm.name, line, sizeof(line)))
+		return;
+	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (!strncmp(tok, "mode:", 5))
+			snprintf(s->mode, sizeof(s->mode), "%s", tok + 5);
+		else if (sscanf(tok, "data_end:%llu", &v) == 1)
+			s->data_end = v << 9;
+	}
+}
+
+/* The size of the image file (a loop device's backing file) or device. */
+static void vc_status_file_size(struct vc_slayer *s)
+{
+	struct stat st;
+
+	if (s->loop && s->image_path && stat(s->image_path, &st) == 0)
+		s->file_size = st.st_size;
+	else if (s->img)
+		s->file_size = s->img->file_size;
+}
 
 static const char *vc_key_location_name(enum vc_key_location l)
 {
@@ -65,8 +98,10 @@ static int vc_status_fill(struct vc_slayer *s)
 	if (r)
 		return vc_fail(r, "cannot read the table of %s", s->dm.name);
 	vc_status_file(s->t.image_dev, &s->image_dev, &s->image_path, &s->loop);
+	vc_status_target(s);
 	if (s->dm_crypt) {	/* a raw payload: no format to show */
 		s->encryption = vc_scheme_header.name;
+		vc_status_file_size(s);
 		return 0;
 	}
 	vc_dm_uuid_scheme(s->dm.uuid, tag, sizeof(tag));
@@ -76,6 +111,7 @@ static int vc_status_fill(struct vc_slayer *s)
 	    vc_image_open(s->image_dev, f, VC_OPEN_PARENT_OPTIONAL, &s->img))
 		s->img = NULL;
 	vc_clear_error();
+	vc_status_file_size(s);
 	return 0;
 }
 
@@ -143,8 +179,12 @@ static void vc_status_text_layer(const struct vc_slayer *s, const char *ind)
 	if (s->loop)
 		printf("%sloop:         %s\n", ind, s->image_dev ? s->image_dev : "");
 	printf("%sdevice:       %u:%u\n", ind, major(t->image_dev), minor(t->image_dev));
-	printf("%smode:         %s\n", ind, s->dm.read_only ? "readonly" : "read/write");
-	printf("%sdiscards:     no\n", ind);
+	printf("%smode:         %s\n", ind, s->mode);
+	printf("%sdiscards:     %s\n", ind, t->allow_discards ? "yes" : "no");
+	if (s->data_end)
+		printf("%sallocated:    %llu bytes\n", ind, (unsigned long long)s->data_end);
+	if (s->file_size)
+		printf("%sfile size:    %llu bytes\n", ind, (unsigned long long)s->file_size);
 	printf("%sdm uuid:      %s\n", ind, s->dm.uuid);
 	if (s->raw_path)
 		printf("%sbacking:      %s (raw, %s)\n", ind, s->raw_path,
@@ -201,7 +241,12 @@ static void vc_status_json_layer(json_object *j, const struct vc_slayer *s)
 	snprintf(devt, sizeof(devt), "%u:%u", major(t->image_dev), minor(t->image_dev));
 	vc_json_str(j, "image_device", devt);
 	vc_json_bool(j, "read_only", s->dm.read_only);
-	vc_json_bool(j, "discards", false);
+	vc_json_str(j, "mode", s->mode);
+	vc_json_bool(j, "discards", t->allow_discards);
+	if (s->data_end)
+		vc_json_u64(j, "allocated", s->data_end);
+	if (s->file_size)
+		vc_json_u64(j, "file_size", s->file_size);
 	vc_json_str(j, "dm_uuid", s->dm.uuid);
 	if (s->raw_path) {
 		json_object *r = json_object_new_object();

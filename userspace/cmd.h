@@ -29,6 +29,7 @@ enum {
 	VC_OPT_DISABLE_KEYRING = 1u << 11,
 	VC_OPT_JSON = 1u << 12,
 	VC_OPT_DRY_RUN = 1u << 13,
+	VC_OPT_NO_PARTITIONS = 1u << 14,
 };
 
 struct vc_opts {

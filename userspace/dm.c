@@ -4,8 +4,7 @@
  *
  * Devices are created in one DM_DEVICE_CREATE task (create + table load +
  * resume) with a udev cookie, so that /dev/mapper/<name> exists when the
- * call returns, and read-only (the vhdcrypt target of this release refuses
- * writable tables). Tables that carry a key use dm_task_secure_data() so the
+ * call returns. Tables that carry a key use dm_task_secure_data() so the
  * kernel wipes its ioctl buffer copies.
  */
 #include <errno.h>
@@ -71,42 +70,53 @@ static int vc_dm_errno(struct dm_task *dmt)
 	return e > 0 ? -e : -EINVAL;
 }
 
-int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
-		 const char *params, bool secure, bool hidden)
+int vc_dm_create_dev(const struct vc_dm_new *n)
 {
 	struct dm_task *dmt;
 	uint32_t cookie = 0;
 	uint16_t flags = 0;
 	int r = 0;
 
-	if (hidden)
+	if (n->hidden)
 		flags |= DM_UDEV_DISABLE_DISK_RULES_FLAG | DM_UDEV_DISABLE_OTHER_RULES_FLAG;
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)
 		return vc_fail(-ENOMEM, "out of memory");
 	vc_dm_lasterr[0] = '\0';
-	if (!dm_task_set_name(dmt, name) || !dm_task_set_uuid(dmt, uuid) ||
-	    !dm_task_add_target(dmt, 0, sectors, VC_DM_TARGET, params) ||
-	    !dm_task_set_ro(dmt) || (secure && !dm_task_secure_data(dmt)) ||
+	if (!dm_task_set_name(dmt, n->name) || !dm_task_set_uuid(dmt, n->uuid) ||
+	    !dm_task_add_target(dmt, 0, n->sectors, n->target, n->params) ||
+	    (!n->writable && !dm_task_set_ro(dmt)) || (n->secure && !dm_task_secure_data(dmt)) ||
 	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE) ||
 	    !dm_task_set_cookie(dmt, &cookie, flags)) {
-		r = vc_fail(-ENOMEM, "cannot prepare the device-mapper request for %s", name);
+		r = vc_fail(-ENOMEM, "cannot prepare the device-mapper request for %s", n->name);
 		goto out;
 	}
 	if (!dm_task_run(dmt)) {
 		r = vc_dm_errno(dmt);
 		if (r == -EEXIST || r == -EBUSY)
 			r = vc_fail(r, "device %s already exists (or its DM UUID is in use); "
-				    "close it first", name);
+				    "close it first", n->name);
 		else
-			r = vc_fail(r, "the kernel refused the vhdcrypt table of %s: %s; "
-				    "see dmesg for the reason", name, strerror(-r));
+			r = vc_fail(r, "the kernel refused the %s%s table of %s: %s; "
+				    "see dmesg for the reason", n->writable ? "writable " : "",
+				    n->target, n->name, strerror(-r));
 	}
 out:
 	if (cookie)
 		dm_udev_wait(cookie);
 	dm_task_destroy(dmt);
 	return r;
+}
+
+int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
+		 const char *params, bool secure, bool hidden)
+{
+	struct vc_dm_new n = {
+		.name = name, .uuid = uuid, .target = VC_DM_TARGET, .sectors = sectors,
+		.params = params, .secure = secure, .hidden = hidden,
+	};
+
+	return vc_dm_create_dev(&n);
 }
 
 int vc_dm_remove(const char *name)
@@ -205,6 +215,32 @@ int vc_dm_query_devt(dev_t devt, struct vc_dm_dev *dev)
 		return -EINVAL;
 	}
 	r = vc_dm_query_task(dmt, dev);
+	dm_task_destroy(dmt);
+	return r;
+}
+
+int vc_dm_status(const char *name, char *buf, size_t len)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_STATUS);
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+	int r = -ENODEV;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name)) {
+		dm_task_destroy(dmt);
+		return -ENOMEM;
+	}
+	if (!dm_task_run(dmt)) {
+		r = vc_dm_errno(dmt);
+	} else {
+		dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
+		if (type) {
+			snprintf(buf, len, "%s", params ? params : "");
+			r = 0;
+		}
+	}
 	dm_task_destroy(dmt);
 	return r;
 }

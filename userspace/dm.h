@@ -7,6 +7,7 @@
 #define VC_DM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,13 +38,21 @@ void vc_dm_init(void);
  */
 int vc_dm_check(int exit_code);
 
-/*
- * Create a read-only device <name> with DM UUID <uuid> and the single target
- * "0 <sectors> vhdcrypt <params>". secure: the params carry key material
- * (dm_task_secure_data). hidden: a lower layer of a chain (udev disk and
- * other rules disabled; /dev/mapper/<name> still exists).
- * Waits for udev so the node exists on return.
- */
+/* A device with one target "0 <sectors> <target> <params>". */
+struct vc_dm_new {
+	const char *name;
+	const char *uuid;	/* DM UUID */
+	const char *target;	/* VC_DM_TARGET, "linear" */
+	uint64_t sectors;
+	const char *params;
+	bool secure;		/* params carry key material (dm_task_secure_data) */
+	bool hidden;		/* a lower layer of a chain: udev disk and other rules
+				 * disabled; /dev/mapper/<name> still exists */
+	bool writable;		/* else a read-only table */
+};
+/* Create it; waits for udev so the node exists on return. */
+int vc_dm_create_dev(const struct vc_dm_new *n);
+/* A read-only vhdcrypt device. */
 int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 		 const char *params, bool secure, bool hidden);
 /* Remove <name> (retrying while udev holds it briefly). */
@@ -53,6 +62,8 @@ int vc_dm_remove(const char *name);
 int vc_dm_query(const char *name, struct vc_dm_dev *dev);
 int vc_dm_query_devt(dev_t devt, struct vc_dm_dev *dev);
 void vc_dm_dev_clear(struct vc_dm_dev *dev);
+/* The status line of the first target of <name> (no key in it). */
+int vc_dm_status(const char *name, char *buf, size_t len);
 
 /*
  * Version of a target, its module loaded by the kernel if needed; -ENOENT if

@@ -195,6 +195,36 @@ fail:
 	return r;
 }
 
+/* The kernel target's rules for writable tables (table-format.md). */
+const char *vc_image_write_refusal(const struct vc_image *img, unsigned int sector_size)
+{
+	const struct qcow2_header *q = &img->qcow2.header;
+	const struct vhd_header *v = &img->vhd.header;
+
+	if (!sector_size)
+		sector_size = 512;
+	if (img->fmt == VC_FMT_QCOW2) {
+		if (q->crypt_method == QCOW2_CRYPT_AES)
+			return "legacy qcow2 AES encryption cannot be written (convert the image "
+			       "to LUKS encryption with qemu-img convert)";
+		if (q->incompatible_features & QCOW2_INCOMPAT_DIRTY)
+			return "the qcow2 dirty bit is set (lazy refcounts left by a crash); run "
+			       "qemu-img check -r all to write it";
+		if (q->incompatible_features & QCOW2_INCOMPAT_CORRUPT)
+			return "the qcow2 image is marked corrupt; run qemu-img check -r all";
+		if (qcow2_cluster_size(q) < sector_size)
+			return "its qcow2 clusters are smaller than the encryption sector size";
+	} else if (img->fmt == VC_FMT_VHD && img->vhd.footer.type != VHD_TYPE_FIXED) {
+		if (v->block_size > (32u << 20))
+			return "VHD blocks over 32 MiB cannot be written";
+		if (v->block_size < sector_size)
+			return "its VHD blocks are smaller than the encryption sector size";
+		if (v->table_offset & 511)
+			return "its VHD BAT does not start on a sector";
+	}
+	return NULL;
+}
+
 void vc_image_free(struct vc_image *img)
 {
 	if (!img)

@@ -92,6 +92,11 @@ int vc_image_scan(int fd, const struct vc_image *img, const char *what, uint64_t
 		  uint64_t entries, unsigned int esize,
 		  int (*visit)(const struct vc_image *img, uint64_t i, const u8 *entry, void *ctx),
 		  void *ctx);
+/*
+ * Why the kernel target cannot map img read-write with crypto data units of
+ * sector_size bytes (0: 512), as a message; NULL if it can.
+ */
+const char *vc_image_write_refusal(const struct vc_image *img, unsigned int sector_size);
 /* A uuid for an image without one: st_dev and inode (device number for a block device). */
 void vc_image_uuid_from_file(struct vc_image *img);
 

@@ -199,8 +199,10 @@ int vc_luks_unlock(struct vc_luks *l, struct vc_passphrase_src *src, int key_slo
 }
 
 int vc_luks_activate(struct vc_luks *l, const char *name, const char *data,
-		     const struct vc_secret *vk, bool keyring)
+		     const struct vc_secret *vk, bool keyring, bool writable, bool discards)
 {
+	uint32_t flags = (writable ? 0 : CRYPT_ACTIVATE_READONLY) |
+			 (discards ? CRYPT_ACTIVATE_ALLOW_DISCARDS : 0);
 	int r;
 
 	vc_luks_lasterr[0] = '\0';
@@ -209,8 +211,7 @@ int vc_luks_activate(struct vc_luks *l, const char *name, const char *data,
 		return vc_fail(r, "cannot use %s as the payload of %s: %s", data, l->label,
 			       vc_luks_lasterr[0] ? vc_luks_lasterr : strerror(-r));
 	crypt_volume_key_keyring(l->cd, keyring);
-	r = crypt_activate_by_volume_key(l->cd, name, (const char *)vk->data, vk->len,
-					 CRYPT_ACTIVATE_READONLY);
+	r = crypt_activate_by_volume_key(l->cd, name, (const char *)vk->data, vk->len, flags);
 	if (r == -EEXIST || r == -EBUSY)
 		return vc_fail(r, "device %s already exists (or its payload is in use); "
 			       "close it first", name);

@@ -46,10 +46,11 @@ int vc_luks_unlock(struct vc_luks *l, struct vc_passphrase_src *src, int key_slo
 /*
  * Create the read-only dm-crypt device name over the payload device data
  * with the volume key (keyring: hand the key to the kernel through the
- * keyring, as cryptsetup does by default for LUKS2).
+ * keyring, as cryptsetup does by default for LUKS2); read-only unless
+ * writable, discards passed down with discards.
  */
 int vc_luks_activate(struct vc_luks *l, const char *name, const char *data,
-		     const struct vc_secret *vk, bool keyring);
+		     const struct vc_secret *vk, bool keyring, bool writable, bool discards);
 /* Remove a dm-crypt device made by vc_luks_activate() (or by cryptsetup). */
 int vc_luks_deactivate(const char *name);
 

@@ -26,7 +26,7 @@
 			 VC_OPT_KEYFILE_SIZE | VC_OPT_VOLUME_KEY_FILE | VC_OPT_KEY_DIR | \
 			 VC_OPT_HEADER | VC_OPT_KEY_SLOT | VC_OPT_READONLY | \
 			 VC_OPT_ALLOW_DISCARDS | VC_OPT_TRIES | VC_OPT_DISABLE_KEYRING | \
-			 VC_OPT_DRY_RUN)
+			 VC_OPT_DRY_RUN | VC_OPT_NO_PARTITIONS)
 
 static const struct vc_command vc_commands[] = {
 	{ "open", "<image> <name>", 2, VC_OPEN_OPTIONS, vc_cmd_open },
@@ -47,6 +47,7 @@ enum {
 	OPT_JSON,
 	OPT_DRY_RUN,
 	OPT_DEBUG,
+	OPT_NO_PARTITIONS,
 };
 
 static const struct option vc_options[] = {
@@ -64,6 +65,7 @@ static const struct option vc_options[] = {
 	{ "disable-keyring", no_argument, NULL, OPT_DISABLE_KEYRING },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "no-partitions", no_argument, NULL, OPT_NO_PARTITIONS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "help", no_argument, NULL, 'h' },
@@ -91,6 +93,7 @@ static const struct {
 	{ OPT_DISABLE_KEYRING, VC_OPT_DISABLE_KEYRING, "--disable-keyring" },
 	{ OPT_JSON, VC_OPT_JSON, "--json" },
 	{ OPT_DRY_RUN, VC_OPT_DRY_RUN, "--dry-run" },
+	{ OPT_NO_PARTITIONS, VC_OPT_NO_PARTITIONS, "--no-partitions" },
 };
 
 static void vc_usage(FILE *f)
@@ -101,8 +104,10 @@ static void vc_usage(FILE *f)
 "Commands:\n"
 "  open [options] <image> <name>   map the virtual disk of a VHD or qcow2 image\n"
 "                                  (and its backing chain), or a raw payload\n"
-"                                  under --header, as /dev/mapper/<name>\n"
-"  close <name>                    remove <name>, its lower layers and loop devices\n"
+"                                  under --header, as /dev/mapper/<name>, and its\n"
+"                                  partitions as /dev/mapper/<name>p<N>\n"
+"  close <name>                    remove <name>, its partitions, lower layers and\n"
+"                                  loop devices; trim a grown image file\n"
 "  status [--json] <name>          show an open device\n"
 "  probe <image-or-device>         print udev-style VHDCRYPT_* properties\n"
 "\n"
@@ -120,8 +125,10 @@ static void vc_usage(FILE *f)
 "                                  /config/platform-crypto-keys)\n"
 "      --header <file-or-device>   detached LUKS1/LUKS2 header for the image's data\n"
 "  -S, --key-slot <n>              try only this LUKS key slot\n"
-"  -r, --readonly                  read-only mapping (every mapping is, in this release)\n"
-"      --allow-discards            no effect on a read-only mapping (a warning says so)\n"
+"  -r, --readonly                  read-only mapping (default: read-write if the\n"
+"                                  file and its format can be written)\n"
+"      --allow-discards            pass discards to the image (read-write only)\n"
+"      --no-partitions             do not map the partitions of the virtual disk\n"
 "  -T, --tries <n>                 passphrase prompts (default 3)\n"
 "      --disable-keyring           put the key in the table (hex), not in the keyring\n"
 "      --dry-run                   print the tables (keys masked), create nothing\n"
@@ -142,7 +149,7 @@ static void vc_usage(FILE *f)
 "  2 wrong passphrase or key, no key found\n"
 "  3 out of memory\n"
 "  4 the image, a parent or the header does not exist; the device is not active\n"
-"  5 the device exists, the image is in use, or the device is busy\n"
+"  5 the device exists, the image is in use (also by QEMU), or the device is busy\n"
 "See vhdcryptsetup(8).\n");
 }
 
@@ -226,6 +233,7 @@ static int vc_option(int c, struct vc_opts *o)
 		return 0;
 	case 'r':
 	case OPT_ALLOW_DISCARDS:
+	case OPT_NO_PARTITIONS:
 		return 0;	/* bits only: open looks at them */
 	case 'v':
 		vc_verbose = 1;

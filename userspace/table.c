@@ -53,11 +53,15 @@ static char *vc_join(const char *fixed, int nopts, const char *opts)
 }
 
 /* The optional parameters both grammars share, appended to opts. */
-static int vc_sector_opts(const struct vc_table *t, char *opts, size_t len)
+static int vc_common_opts(const struct vc_table *t, char *opts, size_t len)
 {
 	size_t o = strlen(opts);
 	int n = 0;
 
+	if (t->allow_discards) {
+		o += snprintf(opts + o, len - o, " allow_discards");
+		n++;
+	}
 	if (t->sector_size && t->sector_size != 512) {
 		o += snprintf(opts + o, len - o, " sector_size:%u", t->sector_size);
 		n++;
@@ -122,7 +126,7 @@ char *vc_table_format(const struct vc_table *t, bool mask_key)
 			 (unsigned long long)t->data_offset);
 		n++;
 	}
-	n += vc_sector_opts(t, opts, len);
+	n += vc_common_opts(t, opts, len);
 	p = vc_format(t, vc_key_field(t->key, mask_key, kbuf, sizeof(kbuf)), opts, n);
 	free(opts);
 	return p;
@@ -132,7 +136,7 @@ char *vc_crypt_table_format(const struct vc_table *t, bool mask_key)
 {
 	struct vc_table c = *t;
 	char kbuf[48], opts[64] = "";
-	int n = vc_sector_opts(t, opts, sizeof(opts));
+	int n = vc_common_opts(t, opts, sizeof(opts));
 
 	c.format = NULL;
 	return vc_format(&c, vc_key_field(t->key, mask_key, kbuf, sizeof(kbuf)), opts, n);
@@ -149,8 +153,12 @@ static int vc_split(char *params, char **f, int max)
 	return n;
 }
 
-static bool vc_sector_opt(const char *opt, struct vc_table *t)
+static bool vc_common_opt(const char *opt, struct vc_table *t)
 {
+	if (!strcmp(opt, "allow_discards")) {
+		t->allow_discards = true;
+		return true;
+	}
 	if (sscanf(opt, "sector_size:%u", &t->sector_size) == 1)
 		return true;
 	if (strcmp(opt, "iv_large_sectors"))
@@ -189,7 +197,7 @@ int vc_table_parse(char *params, struct vc_table *t)
 		} else if (sscanf(f[i], "data_offset:%llu", &v) == 1) {
 			t->data_offset = v;
 		} else {
-			vc_sector_opt(f[i], t);
+			vc_common_opt(f[i], t);
 		}
 	}
 	return 0;
@@ -214,6 +222,6 @@ int vc_crypt_table_parse(char *params, struct vc_table *t)
 	t->iv_offset = v;
 	t->data_offset = off;
 	for (i = 6; i < n; i++)		/* f[5]: #opts */
-		vc_sector_opt(f[i], t);
+		vc_common_opt(f[i], t);
 	return 0;
 }

@@ -39,6 +39,7 @@ struct vc_table {
 	uint64_t data_offset;	/* 512-byte sectors (dm-crypt: <offset>) */
 	unsigned int sector_size;	/* bytes of the encryption data unit, 0: 512 */
 	bool iv_large_sectors;	/* IVs count in sector_size units */
+	bool allow_discards;	/* discards reach the image (writable tables only) */
 
 	/* set by the parsers, which never keep key bytes (key is NULL then) */
 	enum vc_key_location key_location;
