@@ -28,6 +28,7 @@
 
 #define VC_DEFAULT_CIPHER	"aes-xts-plain64"
 #define VC_LUKS1_MAX_BYTES	(4u << 20)	/* more than a LUKS1 header with 8 slots needs */
+#define VC_LUKS2_HEADER_BYTES	(16u << 20)	/* libcryptsetup's default LUKS2 header */
 
 int vc_new_passphrase(const char *key_file, uint64_t offset, size_t size, const char *label,
 		      struct vc_secret **out)
@@ -429,7 +430,6 @@ static int vc_new_header(struct vc_new *nw)
 		.iter_time = c->iter_time,
 		.data_device = c->path,
 	};
-	uint64_t bytes;
 	int fd, r;
 
 	fd = open(c->header, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -438,13 +438,11 @@ static int vc_new_header(struct vc_new *nw)
 			       "%s: %s", c->header, errno == EEXIST ? "it exists (remove it first)" :
 			       strerror(errno));
 	nw->header_created = true;
-	/* a LUKS1 header is not grown by libcryptsetup */
-	if (luks1 && ftruncate(fd, VC_LUKS1_MAX_BYTES) < 0)
+	/* libcryptsetup does not grow a header file: room for the key slots, sparse */
+	if (ftruncate(fd, luks1 ? VC_LUKS1_MAX_BYTES : VC_LUKS2_HEADER_BYTES) < 0)
 		r = vc_fail(-errno, "cannot size %s: %s", c->header, strerror(errno));
 	else
-		r = vc_luks_format(c->header, c->path, &ln, c->volume_key, c->pass, &bytes);
-	if (!r && luks1 && ftruncate(fd, 4096 * ((bytes + 4095) / 4096)) < 0)
-		r = vc_fail(-errno, "cannot size %s: %s", c->header, strerror(errno));
+		r = vc_luks_format(c->header, c->path, &ln, c->volume_key, c->pass, NULL);
 	close(fd);
 	return r;
 }

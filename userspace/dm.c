@@ -71,8 +71,8 @@ static int vc_dm_errno(struct dm_task *dmt)
 	return e > 0 ? -e : -EINVAL;
 }
 
-int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
-		 const char *params, bool secure, bool hidden)
+static int vc_dm_create_mode(const char *name, const char *uuid, uint64_t sectors,
+			     const char *params, bool secure, bool hidden, bool ro)
 {
 	struct dm_task *dmt;
 	uint32_t cookie = 0;
@@ -87,7 +87,7 @@ int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 	vc_dm_lasterr[0] = '\0';
 	if (!dm_task_set_name(dmt, name) || !dm_task_set_uuid(dmt, uuid) ||
 	    !dm_task_add_target(dmt, 0, sectors, VC_DM_TARGET, params) ||
-	    !dm_task_set_ro(dmt) || (secure && !dm_task_secure_data(dmt)) ||
+	    (ro && !dm_task_set_ro(dmt)) || (secure && !dm_task_secure_data(dmt)) ||
 	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE) ||
 	    !dm_task_set_cookie(dmt, &cookie, flags)) {
 		r = vc_fail(-ENOMEM, "cannot prepare the device-mapper request for %s", name);
@@ -105,6 +105,39 @@ int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 out:
 	if (cookie)
 		dm_udev_wait(cookie);
+	dm_task_destroy(dmt);
+	return r;
+}
+
+int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
+		 const char *params, bool secure, bool hidden)
+{
+	return vc_dm_create_mode(name, uuid, sectors, params, secure, hidden, true);
+}
+
+int vc_dm_create_rw(const char *name, const char *uuid, uint64_t sectors,
+		    const char *params, bool secure)
+{
+	return vc_dm_create_mode(name, uuid, sectors, params, secure, true, false);
+}
+
+int vc_dm_status(const char *name, char **params)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_STATUS);
+	uint64_t start, length;
+	char *type = NULL, *p = NULL;
+	int r = -ENODEV;
+
+	*params = NULL;
+	if (!dmt)
+		return -ENOMEM;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt)) {
+		dm_get_next_target(dmt, NULL, &start, &length, &type, &p);
+		if (type) {
+			*params = strdup(p ? p : "");
+			r = *params ? 0 : -ENOMEM;
+		}
+	}
 	dm_task_destroy(dmt);
 	return r;
 }

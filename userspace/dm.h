@@ -46,6 +46,14 @@ int vc_dm_check(int exit_code);
  */
 int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 		 const char *params, bool secure, bool hidden);
+/*
+ * The same, writable and hidden (a device only the tool itself uses: the
+ * destination of convert).
+ */
+int vc_dm_create_rw(const char *name, const char *uuid, uint64_t sectors,
+		    const char *params, bool secure);
+/* The status line of <name>'s first target (malloc'd); -ENODEV if there is none. */
+int vc_dm_status(const char *name, char **params);
 /* Remove <name> (retrying while udev holds it briefly). */
 int vc_dm_remove(const char *name);
 

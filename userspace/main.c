@@ -34,6 +34,12 @@
 			   VC_OPT_CIPHER | VC_OPT_KEY_SIZE | VC_PASS_OPTIONS | VC_OPT_KEY_DIR | \
 			   VC_OPT_NONCE | VC_OPT_HEADER | VC_OPT_LUKS_TYPE | VC_OPT_BACKING | \
 			   VC_PBKDF_OPTIONS | VC_OPT_BATCH_MODE)
+#define VC_CONVERT_OPTIONS (VC_OPT_TYPE | VC_OPT_CIPHER | VC_OPT_KEY_SIZE | VC_OPT_NEW_KEYFILE | \
+			    VC_OPT_NEW_KEY_DIR | VC_OPT_NEW_HEADER | VC_OPT_LUKS_TYPE | \
+			    VC_OPT_CLUSTER_SIZE | VC_OPT_SUBFORMAT | VC_PASS_OPTIONS | \
+			    VC_OPT_VOLUME_KEY_FILE | VC_OPT_KEY_DIR | VC_OPT_HEADER | \
+			    VC_OPT_NONCE | VC_PBKDF_OPTIONS | VC_OPT_BATCH_MODE)
+
 static const struct vc_command vc_commands[] = {
 	{ "open", "<image> <name>", 2, VC_OPEN_OPTIONS, vc_cmd_open },
 	{ "close", "<name>", 1, 0, vc_cmd_close },
@@ -63,6 +69,7 @@ static const struct vc_command vc_commands[] = {
 	  VC_OPT_HEADER_BACKUP_FILE | VC_OPT_BATCH_MODE, vc_cmd_header_restore },
 	{ "vhd-key", "--print|--check|--set <image>, or --calc", -1,
 	  VC_OPT_VHDKEY_ACTION | VC_PASS_OPTIONS | VC_OPT_HASH | VC_OPT_NONCE, vc_cmd_vhd_key },
+	{ "convert", "<source> <dest>", 2, VC_CONVERT_OPTIONS, vc_cmd_convert },
 };
 
 enum {
@@ -203,6 +210,7 @@ static void vc_usage(FILE *f)
 "  luksHeaderRestore --header-backup-file <file> <image>\n"
 "  vhd-key --print|--check|--set <image>, vhd-key --calc\n"
 "                                  OpenXT key hashes, as vhd-util key\n"
+"  convert [options] <source> <dest>      copy into a new image, re-keyed\n"
 "\n"
 "Options for open:\n"
 "      --type vhd|vpc|qcow2|raw    image format (default: detected from the content;\n"
