@@ -340,9 +340,8 @@ static int vc_conv_copy(struct vc_conv *cv, const struct vc_extents *x, uint64_t
 			done += n;
 			if (progress && total && (int)(done * 100 / total) != pct) {
 				pct = done * 100 / total;
-				fprintf(stderr, "\rconvert: %3d%% (%llu of %llu MiB)", pct,
-					(unsigned long long)(done >> 20),
-					(unsigned long long)(total >> 20));
+				fprintf(stderr, "\rconvert: %3d%% of %llu KiB", pct,
+					(unsigned long long)(total >> 10));
 			}
 		}
 	}
