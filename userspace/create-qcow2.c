@@ -139,10 +139,8 @@ int vc_qcow2_write_new(int fd, const char *path, const struct vc_qcow2_new *n,
 	vc_put_be32(buf + 56, rt);
 	vc_put_be32(buf + 96, 4);	/* refcount_order: 16-bit refcounts */
 	vc_put_be32(buf + 100, VC_QCOW2_HEADER_LENGTH);
-	/* QEMU leaves out the feature table when the first cluster is too small */
-	r = vc_qcow2_tail(buf, cl, n, *luks_off, true);
-	if (r == -ENOSPC)
-		r = vc_qcow2_tail(buf, cl, n, *luks_off, false);
+	/* QEMU 7.2 writes the feature table only into clusters of 8 KiB or more */
+	r = vc_qcow2_tail(buf, cl, n, *luks_off, n->cluster_bits >= 13);
 	if (r) {
 		r = vc_fail(-EINVAL, "the qcow2 header and backing file name do not fit in one "
 			    "%llu-byte cluster; use larger clusters", (unsigned long long)cl);
