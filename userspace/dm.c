@@ -119,6 +119,17 @@ int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 	return vc_dm_create_dev(&n);
 }
 
+int vc_dm_create_rw(const char *name, const char *uuid, uint64_t sectors,
+		    const char *params, bool secure)
+{
+	struct vc_dm_new n = {
+		.name = name, .uuid = uuid, .target = VC_DM_TARGET, .sectors = sectors,
+		.params = params, .secure = secure, .hidden = true, .writable = true,
+	};
+
+	return vc_dm_create_dev(&n);
+}
+
 int vc_dm_remove(const char *name)
 {
 	struct dm_task *dmt;

@@ -55,6 +55,12 @@ int vc_dm_create_dev(const struct vc_dm_new *n);
 /* A read-only vhdcrypt device. */
 int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
 		 const char *params, bool secure, bool hidden);
+/*
+ * The same, writable and hidden (a device only the tool itself uses: the
+ * destination of convert).
+ */
+int vc_dm_create_rw(const char *name, const char *uuid, uint64_t sectors,
+		    const char *params, bool secure);
 /* Remove <name> (retrying while udev holds it briefly). */
 int vc_dm_remove(const char *name);
 

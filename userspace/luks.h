@@ -54,4 +54,55 @@ int vc_luks_activate(struct vc_luks *l, const char *name, const char *data,
 /* Remove a dm-crypt device made by vc_luks_activate() (or by cryptsetup). */
 int vc_luks_deactivate(const char *name);
 
+/* A new LUKS header (create, convert). */
+struct vc_luks_new {
+	const char *type;		/* "LUKS1" or "LUKS2" */
+	const char *cipher;		/* dm-crypt syntax, e.g. "aes-xts-plain64" */
+	size_t key_size;		/* bytes */
+	const char *pbkdf;		/* NULL: pbkdf2 for LUKS1, else libcryptsetup's */
+	unsigned int iter_time;		/* ms, 0: libcryptsetup's default */
+	unsigned long data_alignment;	/* sectors, 0: libcryptsetup's default */
+	const char *data_device;	/* a detached header's payload, NULL: none */
+};
+
+/*
+ * Format the header at hdr (a file or device) with the volume key vk (NULL:
+ * a random one) and key slot 0 for pass. *hdr_bytes (if not NULL) receives
+ * the bytes the header and its key slots take (the payload offset).
+ */
+int vc_luks_format(const char *hdr, const char *label, const struct vc_luks_new *n,
+		   const struct vc_secret *vk, const struct vc_secret *pass, uint64_t *hdr_bytes);
+
+/* Key slots of a loaded header (libcryptsetup writes every change). */
+int vc_luks_set_pbkdf(struct vc_luks *l, const char *pbkdf, unsigned int iter_time);
+/* The slot that pass opens, skipping slot except (-1: none); -EPERM if none. */
+int vc_luks_find_slot(struct vc_luks *l, const struct vc_secret *pass, int except);
+/* Add newp in slot (-1: the first free one), authorised by oldp; *slot_out the slot. */
+int vc_luks_add_key(struct vc_luks *l, int slot, const struct vc_secret *oldp,
+		    const struct vc_secret *newp, int *slot_out);
+/*
+ * Replace the passphrase oldp by newp: newp goes into a free slot and is
+ * checked there before the slot of oldp is destroyed, so an interruption
+ * leaves one of them working.
+ */
+int vc_luks_change_key(struct vc_luks *l, int slot, const struct vc_secret *oldp,
+		       const struct vc_secret *newp, int *old_slot, int *new_slot);
+/* Whether slot is active; the number of slots the type has. */
+bool vc_luks_slot_active(struct vc_luks *l, int slot);
+int vc_luks_max_slots(struct vc_luks *l);
+/* Destroy slot (its key material is overwritten by libcryptsetup). */
+int vc_luks_kill_slot(struct vc_luks *l, int slot);
+/* cryptsetup luksDump's output on standard output. */
+int vc_luks_dump(struct vc_luks *l);
+/* The header and key slots into a new file. */
+int vc_luks_backup(struct vc_luks *l, const char *file);
+/* UUID and volume key size of a header file; 0 or -errno (message recorded). */
+int vc_luks_peek(const char *file, struct vc_luks_info *info);
+/* Whether vk is the volume key of l. */
+int vc_luks_verify_key(struct vc_luks *l, const struct vc_secret *vk);
+/* Restore the header backup into hdr (a file or device). */
+int vc_luks_restore(const char *hdr, const char *backup, const char *label);
+/* Overwrite [0, len) of hdr with random bytes (libcryptsetup's wipe). */
+int vc_luks_wipe(const char *hdr, uint64_t len, const char *label);
+
 #endif

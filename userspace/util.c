@@ -188,6 +188,29 @@ void vc_hex(char *out, const unsigned char *in, size_t len)
 	out[2 * len] = '\0';
 }
 
+int vc_unhex(const char *s, unsigned char *out, size_t len)
+{
+	size_t i;
+
+	if (strlen(s) != 2 * len)
+		return -EINVAL;
+	for (i = 0; i < 2 * len; i++) {
+		int c = s[i], v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v = (c | 0x20) - 'a' + 10;
+		else
+			return -EINVAL;
+		if (i & 1)
+			out[i / 2] |= v;
+		else
+			out[i / 2] = v << 4;
+	}
+	return 0;
+}
+
 int vc_parse_u64(const char *s, unsigned long long *out)
 {
 	unsigned long long v;
@@ -199,6 +222,33 @@ int vc_parse_u64(const char *s, unsigned long long *out)
 	v = strtoull(s, &end, 10);
 	if (errno || *end)
 		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int vc_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	int shift;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end) {
+		u = strchr(units, end[0] & ~0x20);
+		if (!u || !*u || (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
+			return -EINVAL;
+		shift = 10 * (int)(u - units + 1);
+		if (v > (UINT64_MAX >> shift))
+			return -EINVAL;
+		v <<= shift;
+	}
 	*out = v;
 	return 0;
 }
@@ -220,6 +270,24 @@ int vc_pread_full(int fd, void *buf, size_t len, uint64_t off)
 		p += r;
 		off += r;
 		len -= r;
+	}
+	return 0;
+}
+
+int vc_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+	ssize_t w;
+
+	while (len) {
+		w = pwrite(fd, p, len, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= w;
+		off += w;
 	}
 	return 0;
 }

@@ -55,11 +55,18 @@ char *vc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Hex: out must hold 2*len+1 bytes. */
 void vc_hex(char *out, const unsigned char *in, size_t len);
 
+/* Exactly 2*len hex digits (either case) into out; 0 or -EINVAL. */
+int vc_unhex(const char *s, unsigned char *out, size_t len);
+
 /* Parse "123" strictly into an unsigned long long; 0 or -EINVAL. */
 int vc_parse_u64(const char *s, unsigned long long *out);
+/* "123", "64K", "64M", "1G", "2T" (powers of 1024) into bytes; 0 or -EINVAL. */
+int vc_parse_size(const char *s, uint64_t *out);
 
 /* pread that loops; returns 0 if all len bytes were read, -EIO/-errno else. */
 int vc_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* pwrite that loops; 0 or -errno. */
+int vc_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Size in bytes of a regular file or block device. */
 int vc_fd_size(int fd, uint64_t *size);
