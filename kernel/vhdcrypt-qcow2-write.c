@@ -893,6 +893,18 @@ static void vc_qcow2_zero_cluster(struct vc_target *vc, struct vc_io *io,
 	vc_io_put(io);
 }
 
+/* Does the cluster read as zeros without an entry saying so? */
+static bool vc_qcow2_reads_zero(struct vc_target *vc, u64 entry, u64 bitmap)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+
+	if (qcow2_extended_l2(&q->h))
+		return !(bitmap & 0xffffffffu) &&
+		       (!vc->lower || (bitmap >> QCOW2_SUBCLUSTERS) == 0xffffffffu);
+	return (entry & QCOW2_OFLAG_ZERO && !(entry & QCOW2_OFFSET_MASK)) ||
+	       (!entry && !vc->lower);
+}
+
 /* Can a discard or write-zeroes of this whole cluster be a zero cluster? */
 static bool vc_qcow2_can_zero(struct vc_target *vc, struct vc_io *io)
 {
@@ -940,6 +952,11 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 		return;
 	}
 	if (op != REQ_OP_WRITE && vc_qcow2_can_zero(vc, io)) {
+		/* Zeros already, holding no cluster: no table to make for it. */
+		if (vc_qcow2_reads_zero(vc, p.entry, p.bitmap)) {
+			vc_io_put(io);
+			return;
+		}
 		pos = u ? u->l2_offset : 0;
 		if (!u) {
 			r = vc_qcow2_entry_pos(vc, cluster, &pos);

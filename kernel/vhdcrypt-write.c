@@ -767,7 +767,11 @@ void vc_wbuf_submit(struct vc_wbuf *wb)
  */
 static void vc_write_in_worker(struct vc_target *vc, struct vc_io *io)
 {
-	if (vc->w->failed) {
+	sector_t unit = vc->w->unit_sectors;
+	sector_t vsec = vc_io_vsector(io, io->bio->bi_iter);
+
+	if (WARN_ON_ONCE((vsec & (unit - 1)) + bio_sectors(io->bio) > unit) ||
+	    vc->w->failed) {
 		vc_io_fail(io, -EIO);
 		return;
 	}
@@ -878,7 +882,7 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 	r = vc_lookup(vc, vc_io_vsector(io, bio->bi_iter), bio_sectors(bio),
 		      VC_MAP_NOWAIT, &ext);
 	if (r == -EWOULDBLOCK)
-		goto defer;
+		goto defer_unit;
 	if (r) {
 		vc_epoch_put(io);
 		return DM_MAPIO_KILL;
@@ -898,7 +902,6 @@ defer_unit:
 				 (w->unit_sectors - 1));
 	if (len < bio_sectors(bio))
 		dm_accept_partial_bio(bio, len);
-defer:
 	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&io->list, &w->deferred);
 	spin_unlock_irqrestore(&w->lock, flags);
