@@ -3,6 +3,7 @@
 # make                  module for the default kernel + vhdcryptsetup
 # make module KVER=V    build/V/dm-vhdcrypt.ko for installed kernel V (or KDIR=)
 # make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
+# make check-debug      selftests in a VM on a KASAN/lockdep/kmemleak 6.12 kernel
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
 # Default kernel: the running one if its headers exist, else the newest installed.
@@ -18,7 +19,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace check install clean sparse checkpatch
+.PHONY: all module modules-all userspace check check-debug install clean sparse checkpatch
 
 all: module userspace
 
@@ -53,6 +54,13 @@ check:
 	scripts/install-deps
 	$(MAKE) --no-print-directory all
 	scripts/run-checks
+
+# The kernel is built once (scripts/build-debug-kernel, cached in
+# build/kernel-debug/), the module against it; SELFTEST_ONLY picks tests.
+check-debug:
+	scripts/install-deps --debug-kernel
+	$(MAKE) --no-print-directory userspace
+	VHDCRYPT_KERNELS=debug VHDCRYPT_HOST_TESTS=0 scripts/run-checks
 
 # checkpatch.pl from an unpacked kernel tree, else from Debian's
 # linux-source-* tarball (unpacked into build/checkpatch).
