@@ -13,13 +13,16 @@
 #                userspace/vhdcryptsetup)
 #
 # Each test runs with a timeout read from a "# timeout=SECONDS" comment in
-# its first 10 lines (default 300; times VHDCRYPT_TIMEOUT_SCALE, default 1)
-# and its output is shown indented under a
-# header.  Counted are the TAP result lines: "ok" (passed), "not ok" (failed),
+# its first 10 lines (default 300), multiplied by VHDCRYPT_TIMEOUT_SCALE
+# (default 1; slow kernels, make check-full), and its output is shown
+# indented under a header.  Counted are the TAP result lines: "ok" (passed), "not ok" (failed),
 # "ok ... # SKIP" (skipped); a file that is skipped as a whole counts as one
 # skip; a file that times out, crashes, fails without a "not ok" line or runs
 # fewer tests than its plan counts one extra failure; so does a kernel problem
-# (scripts/dmesg-check) logged while it ran.  The last line is
+# (scripts/dmesg-check) logged while it ran.  On a kernel with kmemleak
+# (the debug kernel), a scan after each test shows what it leaked, a kernel
+# problem (a scan before the first test shows what leaked earlier).  The
+# last line is
 #
 #	vm <uname -r>: N passed, N failed, N skipped
 #
@@ -70,6 +73,13 @@ else
 	done
 fi
 
+scale=${VHDCRYPT_TIMEOUT_SCALE:-1}
+case $scale in '' | *[!0-9]* | 0)
+	echo "run_tests.sh: VHDCRYPT_TIMEOUT_SCALE wants a positive number, not '$scale'" >&2
+	exit 2
+	;;
+esac
+
 work=$(mktemp -d "$TMPDIR/run_tests.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
@@ -83,6 +93,24 @@ devices() {
 	losetup -n -O NAME 2>/dev/null | sed 's/^/loop:/'
 }
 
+# kmemleak_scan: print the objects leaked since the last call and forget
+# them (mark them grey, never reported again).  kmemleak logs
+# "N new suspected memory leaks" in dmesg, which dmesg-check catches; it only
+# reports objects older than 5 s, hence the wait.
+kmemleak=/sys/kernel/debug/kmemleak
+[ -w "$kmemleak" ] || kmemleak=
+kmemleak_scan() {
+	[ -n "$kmemleak" ] || return 0
+	sleep 5
+	echo scan >"$kmemleak"
+	cat "$kmemleak"
+	echo clear >"$kmemleak"
+}
+if [ -n "$kmemleak" ]; then
+	leaks=$(kmemleak_scan)
+	[ -z "$leaks" ] || printf '%s\n' "kmemleak before the tests:" "$leaks" | sed 's/^/# /'
+fi
+
 total_pass=0 total_fail=0 total_skip=0 seq=0
 for t in "${tests[@]}"; do
 	name=$(basename "$t")
@@ -94,7 +122,7 @@ for t in "${tests[@]}"; do
 		continue
 	fi
 	limit=$(sed -n '1,10s/^#[[:space:]]*timeout=\([0-9][0-9]*\).*/\1/p' "$t" | head -n 1)
-	limit=$((${limit:-300} * ${VHDCRYPT_TIMEOUT_SCALE:-1}))
+	limit=$((${limit:-300} * scale))
 	echo "=== $name (timeout ${limit}s)"
 
 	devices | sort >"$work/before"
@@ -127,12 +155,14 @@ for t in "${tests[@]}"; do
 		f=$((f + 1))
 		why="planned $plan tests, ran $ran"
 	fi
+	leaks=$(kmemleak_scan)
 	problems=$(dmesg 2>/dev/null | awk -v m="$mark" 'index($0, m) { on = 1 } on' |
 		"$src/scripts/dmesg-check")
 	if [ -n "$problems" ]; then
 		f=$((f + 1))
 		why="${why:+$why; }kernel problems:"$'\n'"$problems"
 	fi
+	[ -z "$leaks" ] || why="$why"$'\n'"kmemleak:"$'\n'"$leaks"
 	devices | sort >"$work/after"
 	leftover=$(comm -13 "$work/before" "$work/after" | tr '\n' ' ')
 
