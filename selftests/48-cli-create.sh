@@ -53,7 +53,15 @@ write_through() {
 	fi
 	dev=$(new_loop "$img") || return 1
 	dm_create "$name" "0 $sectors vhdcrypt $fmt $dev $cipher $key 0${*:+ $# $*}" || return 1
-	[ -e "$exp" ] || truncate -s $((sectors * 512)) "$exp"
+	# Unwritten sectors read as zeros, but under a detached header (whole_disk)
+	# as the zeros of the image decrypted, as cryptsetup's payloads do.
+	if [ -e "$exp" ]; then
+		:
+	elif [[ " $* " == *" whole_disk "* ]]; then
+		dd if="/dev/mapper/$name" of="$exp" bs=1M status=none || return 1
+	else
+		truncate -s $((sectors * 512)) "$exp"
+	fi
 	{
 		printf 'first sector of %s' "$img"
 		head -c 130560 /dev/urandom
