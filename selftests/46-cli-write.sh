@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.12
 #
 # vhdcryptsetup open maps read-write by default: for every kind of image
 # (qcow2 plain and LUKS, VHD plain and OpenXT-keyed, a detached header over

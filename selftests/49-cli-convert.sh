@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.1
 #
 # vhdcryptsetup convert, in the kernel: a qcow2 with LUKS that QEMU wrote
 # becomes an OpenXT-keyed VHD (a new key in a key directory), which becomes
