@@ -130,8 +130,14 @@ qcow2_case() {
 }
 qcow2_case q-default 16M
 qcow2_case q-cbc-4k 16M --cipher aes-cbc-essiv:sha256 --key-size 256 --cluster-size 4k
-qcow2_case q-serpent 16M --cipher serpent-xts-plain64 --cluster-size 512
-qcow2_case q-twofish-2m 16M --cipher twofish-xts-plain64 --cluster-size 2M
+# The other ciphers in make check-full only (the host tests compare what
+# create makes of them with qemu-img's images).
+if [ "${VHDCRYPT_CHECK_SPLIT:-0}" = 1 ]; then
+	tap_skip "q-serpent, q-twofish-2m" "make check-full runs them"
+else
+	qcow2_case q-serpent 16M --cipher serpent-xts-plain64 --cluster-size 512
+	qcow2_case q-twofish-2m 16M --cipher twofish-xts-plain64 --cluster-size 2M
+fi
 
 # an overlay with its own passphrase over a plain base QEMU wrote
 "$TOOL" create --type qcow2 --size 16M base.qcow2

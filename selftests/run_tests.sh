@@ -12,9 +12,10 @@
 #   --tool PATH  vhdcryptsetup binary (VHDCRYPT_TOOL; default
 #                userspace/vhdcryptsetup)
 #
-# A test whose first 10 lines say "# check-kernels=6.12" runs, when no test
-# is named and VHDCRYPT_FULL is not 1 (make check), only on a kernel whose
-# release starts with "6.12."; it is skipped on the others.
+# When no test is named and VHDCRYPT_FULL is not 1 (make check), a test
+# whose first 10 lines say "# check-kernels=6.12" runs only on a kernel whose
+# release starts with "6.12." (skipped on the others), and the files that set
+# CASE_SPLIT=1 run half of their cases on each kernel (lib-img.sh).
 #
 # Each test runs with a timeout read from a "# timeout=SECONDS" comment in
 # its first 10 lines (default 300), multiplied by VHDCRYPT_TIMEOUT_SCALE
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--ko) ko=$2; shift 2 ;;
 	--tool) tool=$2; shift 2 ;;
-	-h | --help) sed -n '4,34s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h | --help) sed -n '4,35s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	--) shift; break ;;
 	-*) echo "run_tests.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -62,10 +63,12 @@ export VHDCRYPT_FIXTURES=$src/selftests/fixtures TMPDIR=${TMPDIR:-/tmp}
 VHDCRYPT_KO=$(abspath "$ko")
 VHDCRYPT_TOOL=$(abspath "$tool")
 
+# make check (all tests, not VHDCRYPT_FULL) spreads some tests and cases over
+# the kernels (lib-img.sh's run_case, "check-kernels" below).
+export VHDCRYPT_CHECK_SPLIT=0
 tests=()
-all_tests=0
 if [ $# -eq 0 ]; then
-	all_tests=1
+	[ "${VHDCRYPT_FULL:-0}" = 1 ] || VHDCRYPT_CHECK_SPLIT=1
 	for t in "$src"/selftests/[0-9]*.sh; do
 		[ -e "$t" ] && tests+=("$t")
 	done
@@ -131,8 +134,7 @@ for t in "${tests[@]}"; do
 	# not VHDCRYPT_FULL) only on a kernel whose release starts so; the
 	# tool's tests are spread over the kernels to keep make check short.
 	only=$(sed -n '1,10s/^#[[:space:]]*check-kernels=\([^[:space:]]*\).*/\1/p' "$t" | head -n 1)
-	if [ "$all_tests" = 1 ] && [ "${VHDCRYPT_FULL:-0}" != 1 ] && [ -n "$only" ] &&
-	   [ "${kver#"$only".}" = "$kver" ]; then
+	if [ "$VHDCRYPT_CHECK_SPLIT" = 1 ] && [ -n "$only" ] && [ "${kver#"$only".}" = "$kver" ]; then
 		echo "=== $name: SKIP (make check runs it on $only only; make check-full on every kernel)"
 		total_skip=$((total_skip + 1))
 		continue
