@@ -63,7 +63,7 @@ clean() {
 	[ "$size" -ge "$size0" ] && [ "$size" -lt $((size0 + more)) ] ||
 		{ echo "size $size after close, $size0 before open"; return 1; }
 	case $kind in
-	vhd* | openxt) "$VHDCHECK" check --clean "$file" ;;
+	vhd* | openxt*) "$VHDCHECK" check --clean "$file" ;;
 	qcow2-luks)
 		out=$(qemu-img check --object "secret,id=sec0,data=$W_PASS" --image-opts \
 			"driver=qcow2,file.filename=$file,encrypt.key-secret=sec0" 2>&1) ||
