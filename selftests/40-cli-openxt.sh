@@ -52,7 +52,7 @@ open_compare() {
 	tap_check "$_t: plaintext sha256 ($got)" test "$got" = "$want"
 	tap_check "$_t: $layers layer(s)" test "$(dmsetup ls | awk '{ print $1 }' |
 		grep -cE "^$name(-L[0-9]+)?$")" -eq "$layers"
-	tap_check "$_t: read-only" test "$(blockdev --getro "/dev/mapper/$name")" = 1
+	tap_check "$_t: read-write, the default" test "$(blockdev --getro "/dev/mapper/$name")" = 0
 	cli "$_t: close" 0 "" "$TOOL" close "$name"
 	tap_check "$_t: nothing left behind" nothing_left "$name" "$W/$img"
 }
@@ -147,7 +147,8 @@ s = json.load(open(sys.argv[1]))
 w = sys.argv[2]
 assert s["type"] == "vhd" and s["encryption"] == "openxt", s
 assert s["cipher"] == "aes-xts-plain" and s["key_size"] == 256, s
-assert s["key_location"] == "keyring" and s["read_only"] is True, s
+assert s["key_location"] == "keyring" and s["read_only"] is False and s["mode"] == "rw", s
+assert all(l["read_only"] and l["mode"] == "ro" for l in s["chain"]), s
 assert s["image"] == w + "/grandchild.vhd", s["image"]
 assert s["loop_device"].startswith("/dev/loop"), s
 assert s["format"]["disk_type"] == "differencing" and s["format"]["virtual_size"] == 83886080, s

@@ -128,7 +128,7 @@ assert s["cipher"] == "aes-xts-plain64" and s["key_size"] == 512, s
 assert s["key_location"] == "keyring" and s["iv_sector"] == "host", s
 assert s["format"]["version"] == 3 and s["format"]["cluster_size"] == 65536, s
 assert s["format"]["virtual_size"] == 16 << 20 and s["sectors"] == 32768, s
-assert s["loop_device"].startswith("/dev/loop") and s["read_only"] and not s["discards"], s
+assert s["loop_device"].startswith("/dev/loop") and not s["read_only"] and not s["discards"], s
 assert s["chain"] == [], s
 '
 		cli "keyring: close" 0 "" "$TOOL" close "$name"

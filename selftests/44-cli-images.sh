@@ -69,17 +69,17 @@ raw_case() {
 	cli "raw $tag: status, encryption" 0 "encryption:   luks-header" "$TOOL" status "$LAST"
 	cli "raw $tag: status, sector size" 0 "sector size:  ${SECTOR:-512} bytes" \
 		"$TOOL" status "$LAST"
-	tap_check "raw $tag: a read-only dm-crypt device, as cryptsetup names it" \
-		sh -c "dmsetup table $LAST | grep -q ' crypt ' && [ \"\$(blockdev --getro /dev/mapper/$LAST)\" = 1 ] &&
+	tap_check "raw $tag: a dm-crypt device as cryptsetup names it, read-write unless the image is read-only" \
+		sh -c "dmsetup table $LAST | grep -q ' crypt ' && [ \"\$(blockdev --getro /dev/mapper/$LAST)\" = ${WANT_RO:-0} ] &&
 		       dmsetup info -c --noheadings -o uuid $LAST | grep -q '^CRYPT-LUKS[12]-'"
 	"$TOOL" status --json "$LAST" >st.json 2>&1
 	tap_check "raw $tag: status --json" python3 -c '
 import json, sys
 s = json.load(open("st.json"))
 assert s["type"] == "raw" and s["encryption"] == "luks-header", s
-assert s["sector_size"] == int(sys.argv[1]) and s["read_only"] is True, s
+assert s["sector_size"] == int(sys.argv[1]) and s["read_only"] is (sys.argv[3] == "1"), s
 assert s["image"].endswith(sys.argv[2]), s
-' "${SECTOR:-512}" "${IMAGE_FILE:-$img}"
+' "${SECTOR:-512}" "${IMAGE_FILE:-$img}" "${WANT_RO:-0}"
 	cli "raw $tag: close" 0 "" "$TOOL" close "$LAST"
 	tap_check "raw $tag: nothing left behind" nothing_left "$LAST" "$W/$img"
 }
@@ -104,7 +104,7 @@ if [ -f plain-luks2-4k ]; then
 	hloop=$(new_loop "$W/hdr-luks2-4k" --ro)
 	HEADER_ARG=$hloop SECTOR=4096 raw_case luks2-4k payload-luks2-4k.raw
 	ploop=$(new_loop "$W/payload-luks2-4k.raw" --ro)
-	IMAGE_FILE=payload-luks2-4k.raw SECTOR=4096 raw_case luks2-4k "$ploop"
+	IMAGE_FILE=payload-luks2-4k.raw SECTOR=4096 WANT_RO=1 raw_case luks2-4k "$ploop"
 	tap_check "raw on a block device: the caller's loop device is left alone" \
 		test -n "$(losetup -j "$W/payload-luks2-4k.raw")"
 	cli "raw: wrong passphrase: exit 2" 2 "no key slot of payload-luks1.raw matches" \
