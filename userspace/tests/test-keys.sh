@@ -90,6 +90,10 @@ leak_case() {
 		skip "$name: core dumps hold no key" "gdb is not installed (scripts/install-deps)"
 		return
 	fi
+	if ! "$GDB" -q -batch -ex run --args /bin/true >/dev/null 2>&1; then
+		skip "$name: core dumps hold no key" "gdb cannot run a program here (ptrace refused?)"
+		return
+	fi
 	cat >"$dir/gdb" <<-EOF
 	set pagination off
 	set confirm off
