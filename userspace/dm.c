@@ -19,6 +19,7 @@
 #include <libdevmapper.h>
 
 #include "dm.h"
+#include "secret.h"
 #include "table.h"
 #include "util.h"
 
@@ -189,10 +190,9 @@ static int vc_dm_query_task(struct dm_task *dmt, struct vc_dm_dev *dev)
 			dev->start = start;
 			dev->length = length;
 			snprintf(dev->target_type, sizeof(dev->target_type), "%s", type);
-			dev->params = strdup(params ? params : "");
+			dev->params = vc_safe_strdup(params ? params : "");
 			if (!dev->params)
 				return -ENOMEM;
-			dev->params_size = strlen(dev->params) + 1;
 		}
 	} while (next);
 	return 0;
@@ -258,10 +258,7 @@ int vc_dm_status(const char *name, char *buf, size_t len)
 
 void vc_dm_dev_clear(struct vc_dm_dev *dev)
 {
-	if (dev->params) {
-		explicit_bzero(dev->params, dev->params_size);
-		free(dev->params);
-	}
+	vc_safe_free(dev->params);	/* wipes */
 	dev->params = NULL;
 }
 

@@ -26,8 +26,7 @@ struct vc_dm_dev {
 	uint64_t start;		/* 512-byte sectors */
 	uint64_t length;	/* 512-byte sectors */
 	char target_type[32];
-	char *params;		/* malloc'd, may hold key material: free with vc_dm_dev_clear() */
-	size_t params_size;	/* bytes allocated, all wiped by vc_dm_dev_clear() */
+	char *params;		/* secret memory (a hex key): free with vc_dm_dev_clear() */
 };
 
 /* Set up logging and udev synchronisation. */

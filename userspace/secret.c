@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhdcryptsetup - secrets in libcryptsetup's locked memory; key files through
- * crypt_keyfile_device_read().
+ * vhdcryptsetup - secrets in locked pages excluded from core dumps; key files
+ * through crypt_keyfile_device_read().
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,19 +20,55 @@
 
 #define VC_KEYFILE_MAX (8u << 20)	/* libcryptsetup's limit without a size */
 
+/*
+ * Secrets get pages of their own: mlock()ed so they are never swapped, and
+ * MADV_DONTDUMP so no core dump (the kernel's, or gdb's gcore) holds them.
+ * libcryptsetup's allocator cannot do the second: its buffers share heap
+ * pages with everything else. The mapping's length is kept in front.
+ */
+struct vc_safe_hdr {
+	size_t map_len;
+	size_t pad;		/* keeps data 16-byte aligned */
+	unsigned char data[];
+};
+
 void *vc_safe_alloc(size_t len)
 {
-	return crypt_safe_alloc(len);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), map_len;
+	struct vc_safe_hdr *h;
+
+	if (len > SIZE_MAX - sizeof(*h) - page)
+		return NULL;
+	map_len = (sizeof(*h) + len + page - 1) / page * page;
+	h = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED)
+		return NULL;
+	/* before a byte is written; without it the buffer is refused */
+	if (madvise(h, map_len, MADV_DONTDUMP)) {
+		munmap(h, map_len);
+		return NULL;
+	}
+	mlock(h, map_len);	/* best effort, as libcryptsetup: RLIMIT_MEMLOCK may refuse */
+	h->map_len = map_len;
+	return h->data;
 }
 
 void vc_safe_free(void *p)
 {
-	crypt_safe_free(p);
+	struct vc_safe_hdr *h;
+	size_t map_len;
+
+	if (!p)
+		return;
+	h = (struct vc_safe_hdr *)((unsigned char *)p - offsetof(struct vc_safe_hdr, data));
+	map_len = h->map_len;
+	explicit_bzero(h, map_len);
+	munmap(h, map_len);
 }
 
 void vc_safe_memzero(void *p, size_t len)
 {
-	crypt_safe_memzero(p, len);
+	explicit_bzero(p, len);
 }
 
 char *vc_safe_strdup(const char *str)
@@ -150,12 +188,10 @@ int vc_secret_read_file(const char *path, const char *what, uint64_t offset, siz
 		*out = vc_secret_new(0);
 		return *out ? 0 : -ENOMEM;
 	}
-	*out = vc_zalloc(sizeof(**out));
-	if (!*out) {
-		crypt_safe_free(buf);
-		return -ENOMEM;
-	}
-	(*out)->data = (unsigned char *)buf;
-	(*out)->len = got;
-	return 0;
+	/* into pages of our own; libcryptsetup's buffer is wiped when freed */
+	*out = vc_secret_new(got);
+	if (*out)
+		memcpy((*out)->data, buf, got);
+	crypt_safe_free(buf);
+	return *out ? 0 : -ENOMEM;
 }

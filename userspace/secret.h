@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vhdcryptsetup - secrets (passphrases and keys) in locked memory, and key
- * files read into it. Both come from libcryptsetup: its safe allocator
- * (mlocked, wiped when freed) and its key file reader (the one cryptsetup
- * uses for --key-file, --keyfile-offset and --keyfile-size).
+ * vhdcryptsetup - secrets (passphrases and keys) in locked memory left out
+ * of core dumps, and key files read into it with libcryptsetup's key file
+ * reader (the one cryptsetup uses for --key-file, --keyfile-offset and
+ * --keyfile-size).
  */
 #ifndef VC_SECRET_H
 #define VC_SECRET_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A passphrase or a key: data is locked memory, wiped by vc_secret_free(). */
+/* A passphrase or a key: data is secret memory, wiped by vc_secret_free(). */
 struct vc_secret {
 	size_t len;		/* bytes */
 	unsigned char *data;
@@ -21,7 +21,10 @@ struct vc_secret *vc_secret_new(size_t len);
 struct vc_secret *vc_secret_dup(const struct vc_secret *s);
 void vc_secret_free(struct vc_secret *s);
 
-/* Locked memory for other buffers that hold key material (hex keys, tables). */
+/*
+ * Secret memory for other buffers that hold key material (hex keys, tables):
+ * mlocked, never in a core dump, wiped by vc_safe_free().
+ */
 void *vc_safe_alloc(size_t len);
 void vc_safe_free(void *p);
 void vc_safe_memzero(void *p, size_t len);
