@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash
-# Helpers shared by the vhdcryptsetup selftests (40-43). Sourced after lib.sh;
-# they use $TOOL (the vhdcryptsetup binary).
+# Helpers shared by the vhdcryptsetup selftests (40-45). Sourced after lib.sh;
+# they use $TOOL (the vhdcryptsetup binary) and $P (the test's device name
+# prefix), and run in the test's work directory.
 
 # start_cli_test [TOOL...]: skip the file without root, the tools, the
 # vhdcrypt module or a built vhdcryptsetup; sets $TOOL.
@@ -54,4 +55,49 @@ nothing_left() {
 			return 1
 		fi
 	done
+}
+
+# open_cmp TEST IMAGE EXPECTED OPEN-ARGS... [< stdin]: open IMAGE, compare the
+# device with the file EXPECTED (what QEMU or cryptsetup shows), then close
+# it and check that nothing is left behind; with KEEP set it stays open, its
+# name in $LAST.
+open_cmp() {
+	local _t=$1 _img=$2 _want=$3 _name=$P-$RANDOM
+	shift 3
+	at_exit close_quiet "$_name"
+	cli "$_t: open" 0 "" "$TOOL" open "$@" "$_img" "$_name" || return 1
+	tap_check "$_t: same data as $_want" cmp "/dev/mapper/$_name" "$_want"
+	# shellcheck disable=SC2034 # for the caller
+	LAST=$_name
+	if [ -z "${KEEP:-}" ]; then
+		cli "$_t: close" 0 "" "$TOOL" close "$_name"
+		tap_check "$_t: nothing left behind" nothing_left "$_name" "$PWD/$_img"
+	fi
+}
+
+# luks_payload TAG FORMAT-ARGS...: payload-TAG.raw (16 MiB) with the detached
+# header hdr-TAG (cryptsetup luksFormat FORMAT-ARGS, passphrase file pw),
+# every sector written through "cryptsetup open --header" (dm-crypt), and
+# the plaintext dm-crypt shows saved in plain-TAG.
+luks_payload() {
+	local tag=$1 ref=$P-ref-$1 dev size
+	shift
+	rm -f "hdr-$tag"
+	truncate -s 16M "payload-$tag.raw"
+	cryptsetup luksFormat -q --header "hdr-$tag" --key-file pw "$@" "payload-$tag.raw" || return 1
+	cryptsetup open --header "hdr-$tag" --key-file pw "payload-$tag.raw" "$ref" || return 1
+	dm_track "$ref"
+	udev_settle
+	dev=/dev/mapper/$ref
+	size=$(blockdev --getsize64 "$dev")
+	{
+		dd if=/dev/urandom of="$dev" bs=1M count=$((size >> 20)) status=none
+		printf 'first sector of %s' "$tag" | dd of="$dev" bs=512 conv=notrunc status=none
+		head -c 65536 /dev/urandom | dd of="$dev" bs=512 seek=2048 conv=notrunc status=none
+		head -c 8192 /dev/urandom | dd of="$dev" bs=512 seek=7001 conv=notrunc status=none
+		printf 'last sector' | dd of="$dev" bs=512 seek=$((size / 512 - 1)) conv=notrunc status=none
+		sync
+	} || return 1
+	dd if="$dev" of="plain-$tag" bs=1M status=none || return 1
+	cryptsetup close "$ref"
 }

@@ -61,8 +61,7 @@ out:
 	return r;
 }
 
-void vc_blkid_encode(const char *in, char *out, size_t len)
+char *vc_blkid_devname(dev_t devt)
 {
-	if (blkid_encode_string(in, out, len) != 0)
-		snprintf(out, len, "%s", "");
+	return blkid_devno_to_devname(devt);
 }

@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define VC_DM_TARGET "vhdcrypt"
-#define VC_DM_UUID_PREFIX "VHDCRYPT-"
 #define VC_DM_NAME_MAX 127	/* DM_NAME_LEN - 1 */
 #define VC_DM_UUID_MAX 128	/* DM_UUID_LEN - 1 */
 
@@ -28,12 +26,16 @@ struct vc_dm_dev {
 	uint64_t length;	/* 512-byte sectors */
 	char target_type[32];
 	char *params;		/* malloc'd, may hold key material: free with vc_dm_dev_clear() */
+	size_t params_size;	/* bytes allocated, all wiped by vc_dm_dev_clear() */
 };
 
 /* Set up logging and udev synchronisation. */
 void vc_dm_init(void);
-/* Is the device-mapper driver usable at all (/dev/mapper/control)? */
-int vc_dm_check(void);
+/*
+ * Is the device-mapper driver usable at all? If not, fail with exit_code
+ * (cryptsetup gives 1 for open and status, 4 for close).
+ */
+int vc_dm_check(int exit_code);
 
 /*
  * Create a read-only device <name> with DM UUID <uuid> and the single target
@@ -52,7 +54,17 @@ int vc_dm_query(const char *name, struct vc_dm_dev *dev);
 int vc_dm_query_devt(dev_t devt, struct vc_dm_dev *dev);
 void vc_dm_dev_clear(struct vc_dm_dev *dev);
 
-/* Version of a registered target; -ENOENT if the kernel does not know it. */
+/*
+ * Version of a target, its module loaded by the kernel if needed; -ENOENT if
+ * the kernel has none.
+ */
 int vc_dm_target_version(const char *target, unsigned int v[3]);
+/*
+ * Fail (message, exit code 1) unless target is available in version min or
+ * later; module names the kernel module, feature what needs min (NULL: the
+ * tool itself).
+ */
+int vc_dm_need_target(const char *target, const char *module, const unsigned int min[3],
+		      const char *feature);
 
 #endif
