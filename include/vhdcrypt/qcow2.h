@@ -2,8 +2,7 @@
 /*
  * qcow2 on-disk format (versions 2 and 3): header, header extensions, L1 and
  * L2 entries, including extended L2 entries (subclusters) and compressed
- * cluster descriptors, refcounts and the snapshot table. See QEMU's
- * docs/interop/qcow2.txt.
+ * cluster descriptors. See QEMU's docs/interop/qcow2.txt.
  *
  * All integers on disk are big-endian. The decoders are pure functions over
  * byte buffers; on failure they return -EINVAL (malformed) or -EOPNOTSUPP
@@ -494,94 +493,6 @@ static inline u64 qcow2_refcount_max(const struct qcow2_header *h)
 {
 	return h->refcount_order == 6 ? ~0ull :
 	       (1ull << (1u << h->refcount_order)) - 1;
-}
-
-/*
- * Internal snapshots: a table of variable-length entries at snapshots_offset,
- * each with its own L1 table (QEMU's limits).
- */
-#define QCOW2_SNAPSHOT_HEADER_SIZE	40
-#define QCOW2_MAX_SNAPSHOTS		65536
-#define QCOW2_MAX_SNAPSHOT_EXTRA	1024
-
-struct qcow2_snapshot {
-	u64 l1_table_offset;		/* bytes */
-	u32 l1_size;			/* L1 entries */
-	u32 extra_len;			/* bytes of extra data */
-	u64 disk_size;			/* bytes; 0 if the extra data lacks it */
-	size_t id_off, name_off;	/* bytes into the table: not terminated */
-	u16 id_len, name_len;		/* bytes */
-};
-
-/* Check where the table is; its entries are checked one by one. */
-static inline int qcow2_snapshots_check(const struct qcow2_header *h,
-					u64 image_bytes, const char **why)
-{
-	if (!h->nb_snapshots)
-		return 0;
-	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-		*why = "qcow2 image has too many snapshots";
-		return -EINVAL;
-	}
-	if (h->snapshots_offset & (qcow2_cluster_size(h) - 1) ||
-	    h->snapshots_offset >= image_bytes) {
-		*why = "qcow2 snapshot table is not aligned or outside the image";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * Snapshot table iterator over @len bytes of the table read into @buf.
- * Start with *off = 0 and call it nb_snapshots times; each call decodes one
- * entry into @s and moves *off past it, or returns -EINVAL.
- */
-static inline int qcow2_snapshot_next(const struct qcow2_header *h,
-				      const u8 *buf, size_t len, size_t *off,
-				      struct qcow2_snapshot *s, const char **why)
-{
-	size_t pos = *off, end;
-
-	if (len < QCOW2_SNAPSHOT_HEADER_SIZE ||
-	    pos > len - QCOW2_SNAPSHOT_HEADER_SIZE) {
-		*why = "qcow2 snapshot table is truncated";
-		return -EINVAL;
-	}
-	s->l1_table_offset = vc_get_be64(buf + pos);
-	s->l1_size = vc_get_be32(buf + pos + 8);
-	s->id_len = vc_get_be16(buf + pos + 12);
-	s->name_len = vc_get_be16(buf + pos + 14);
-	s->extra_len = vc_get_be32(buf + pos + 36);
-	if (s->extra_len > QCOW2_MAX_SNAPSHOT_EXTRA) {
-		*why = "qcow2 snapshot has too much extra data";
-		return -EINVAL;
-	}
-	/* Version 3 needs the large VM state size and the disk size. */
-	if (h->version >= 3 && s->extra_len < 16) {
-		*why = "qcow2 snapshot extra data is too short";
-		return -EINVAL;
-	}
-	end = pos + QCOW2_SNAPSHOT_HEADER_SIZE + s->extra_len;
-	s->id_off = end;
-	s->name_off = end + s->id_len;
-	end = s->name_off + s->name_len;
-	if (end > len) {
-		*why = "qcow2 snapshot table is truncated";
-		return -EINVAL;
-	}
-	s->disk_size = s->extra_len >= 16 ?
-		       vc_get_be64(buf + pos + QCOW2_SNAPSHOT_HEADER_SIZE + 8) : 0;
-	if (s->l1_table_offset & (qcow2_cluster_size(h) - 1)) {
-		*why = "qcow2 snapshot L1 table is not cluster aligned";
-		return -EINVAL;
-	}
-	if ((u64)s->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
-		*why = "qcow2 snapshot L1 table is too large";
-		return -EINVAL;
-	}
-	/* Entries are padded to 8 bytes. */
-	*off = (end + 7) & ~(size_t)7;
-	return 0;
 }
 
 #endif /* VHDCRYPT_QCOW2_H */

@@ -96,9 +96,8 @@ static inline u32 vhd_checksum(const u8 *buf, size_t len, size_t csum_off)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		sum += buf[i];
-	for (i = csum_off; i < csum_off + 4; i++)
-		sum -= buf[i];
+		if (i < csum_off || i >= csum_off + 4)
+			sum += buf[i];
 	return ~sum;
 }
 
