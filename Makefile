@@ -5,6 +5,7 @@
 # make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
 # make check-full       the same with the long variants (hours)
 # make selftests-tools  selftests/tools: replay-log, wlog (test tools)
+# make fuzz             each libFuzzer harness for FUZZ_TIME seconds (default 60)
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
 # Default kernel: the running one if its headers exist, else the newest installed.
@@ -20,7 +21,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace selftests-tools check check-full install clean sparse checkpatch
+.PHONY: all module modules-all userspace selftests-tools fuzz check check-full install clean sparse checkpatch
 
 all: module userspace
 
@@ -53,6 +54,10 @@ userspace:
 # Test tools for the write path (selftests/tools/README.md).
 selftests-tools:
 	$(MAKE) -C selftests/tools
+
+# selftests/fuzz/README.md; one harness after another, single process.
+fuzz:
+	$(MAKE) -C selftests/fuzz fuzz
 
 # Installs missing packages first (as root), so a fresh Debian 12 machine passes.
 check:
