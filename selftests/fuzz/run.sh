@@ -19,6 +19,8 @@ fi
 mkdir -p "$work"
 log=$b/$h.$mode.log
 dirs=corpus/$h
+# vhdcryptsetup reads the same images as the whole-image harnesses
+[ "$h" = tool ] && dirs="corpus/vhd_image corpus/qcow2_image"
 [ -d "regress/$h" ] && dirs="$dirs regress/$h"
 dict=
 [ -f "$h.dict" ] && dict=-dict=$h.dict
