@@ -6,6 +6,7 @@
 # make check-full       the same with the long variants (hours)
 # make selftests-tools  selftests/tools: replay-log, wlog (test tools)
 # make check-debug      selftests in a VM on a KASAN/lockdep/kmemleak 6.12 kernel
+# make fuzz             each libFuzzer harness for FUZZ_TIME seconds (default 60)
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
 # Default kernel: the running one if its headers exist, else the newest installed.
@@ -21,7 +22,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace selftests-tools check check-full check-debug install clean sparse checkpatch
+.PHONY: all module modules-all userspace selftests-tools fuzz check check-full check-debug install clean sparse checkpatch
 
 all: module userspace
 
@@ -54,6 +55,10 @@ userspace:
 # Test tools for the write path (selftests/tools/README.md).
 selftests-tools:
 	$(MAKE) -C selftests/tools
+
+# selftests/fuzz/README.md; one harness after another, single process.
+fuzz:
+	$(MAKE) -C selftests/fuzz fuzz
 
 # Installs missing packages first (as root), so a fresh Debian 12 machine passes.
 check:

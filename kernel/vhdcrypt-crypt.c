@@ -10,138 +10,27 @@
  */
 #include <crypto/skcipher.h>
 #include <keys/user-type.h>
-#include <linux/ctype.h>
 #include <linux/key.h>
 #include <linux/random.h>
 #include <linux/scatterlist.h>
 
+#include <vhdcrypt/table.h>
+
 #include "vhdcrypt.h"
 
-#define VC_MAX_KEY_SIZE		256	/* bytes */
 /* Each request serves one bio at a time, reused unit after unit. */
 #define VC_MIN_REQS		8
-#define VC_CIPHER_NAME_MAX	CRYPTO_MAX_ALG_NAME
-
-static const struct {
-	const char *name;
-	enum vc_iv_mode mode;
-} vc_iv_modes[] = {
-	{ "null", VC_IV_NULL },
-	{ "plain", VC_IV_PLAIN },
-	{ "plain64", VC_IV_PLAIN64 },
-	{ "plain64be", VC_IV_PLAIN64BE },
-	{ "essiv", VC_IV_ESSIV },
-};
-
-static int vc_parse_iv_mode(const char *name, enum vc_iv_mode *mode)
-{
-	int i;
-
-	for (i = 0; i < ARRAY_SIZE(vc_iv_modes); i++) {
-		if (!strcmp(name, vc_iv_modes[i].name)) {
-			*mode = vc_iv_modes[i].mode;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/*
- * Turn a dm-crypt cipher specification into a crypto API algorithm name and
- * an IV mode. @buf is a writable copy of the specification.
- */
-static int vc_parse_cipher(char *buf, char *alg, enum vc_iv_mode *mode,
-			   char **error)
-{
-	char *cipher, *chain, *ivmode, *ivopts;
-	char inner[VC_CIPHER_NAME_MAX];
-	int n;
-
-	if (!strncmp(buf, "capi:", 5)) {
-		/* capi:<kernel algorithm>-<ivmode>[:<ivopts>] */
-		cipher = buf + 5;
-		ivmode = strrchr(cipher, '-');
-		if (!ivmode) {
-			*error = "capi: cipher needs an IV mode";
-			return -EINVAL;
-		}
-		*ivmode++ = '\0';
-		chain = NULL;
-	} else {
-		/* <cipher>-<chainmode>-<ivmode>[:<ivopts>] */
-		cipher = strsep(&buf, "-");
-		chain = strsep(&buf, "-");
-		ivmode = buf;
-		if (!chain || !*cipher || !*chain) {
-			*error = "cipher must be <cipher>-<chainmode>-<ivmode>";
-			return -EINVAL;
-		}
-		if (strchr(cipher, ':')) {
-			*error = "multi-key ciphers are not supported";
-			return -EINVAL;
-		}
-		if (!ivmode && !strcmp(chain, "ecb"))
-			ivmode = "null";
-		if (!ivmode) {
-			*error = "cipher needs an IV mode";
-			return -EINVAL;
-		}
-	}
-
-	ivopts = strchr(ivmode, ':');
-	if (ivopts)
-		*ivopts++ = '\0';
-	if (vc_parse_iv_mode(ivmode, mode)) {
-		*error = "unsupported IV mode (plain, plain64, plain64be, essiv, null)";
-		return -EINVAL;
-	}
-	if ((*mode == VC_IV_ESSIV) != !!ivopts) {
-		*error = "IV mode essiv needs a hash (essiv:<hash>), others take none";
-		return -EINVAL;
-	}
-
-	if (chain)
-		n = snprintf(inner, sizeof(inner), "%s(%s)", chain, cipher);
-	else
-		n = snprintf(inner, sizeof(inner), "%s", cipher);
-	if (n >= sizeof(inner))
-		goto too_long;
-	if (*mode == VC_IV_ESSIV)
-		n = snprintf(alg, VC_CIPHER_NAME_MAX, "essiv(%s,%s)", inner,
-			     ivopts);
-	else
-		n = snprintf(alg, VC_CIPHER_NAME_MAX, "%s", inner);
-	if (n >= VC_CIPHER_NAME_MAX)
-		goto too_long;
-	return 0;
-
-too_long:
-	*error = "cipher name too long";
-	return -EINVAL;
-}
 
 #ifdef CONFIG_KEYS
-/* Copy the payload of a "logon" or "user" key of exactly @size bytes. */
-static int vc_read_keyring_key(const char *type_desc, unsigned int size,
-			       u8 *out)
+/* Copy the payload of a "logon" or "user" key of exactly k->size bytes. */
+static int vc_read_keyring_key(const struct vc_key_spec *k, u8 *out)
 {
 	const struct user_key_payload *payload;
-	struct key_type *type;
-	const char *desc;
 	struct key *key;
 	int r;
 
-	if (!strncmp(type_desc, "logon:", 6))
-		type = &key_type_logon;
-	else if (!strncmp(type_desc, "user:", 5))
-		type = &key_type_user;
-	else
-		return -EINVAL;
-	desc = strchr(type_desc, ':') + 1;
-	if (!*desc)
-		return -EINVAL;
-
-	key = request_key(type, desc, NULL);
+	key = request_key(k->kind == VC_KEY_LOGON ? &key_type_logon :
+			  &key_type_user, k->desc, NULL);
 	if (IS_ERR(key))
 		return PTR_ERR(key);
 
@@ -149,10 +38,10 @@ static int vc_read_keyring_key(const char *type_desc, unsigned int size,
 	payload = user_key_payload_locked(key);
 	if (!payload) {
 		r = -EKEYREVOKED;
-	} else if (payload->datalen != size) {
+	} else if (payload->datalen != k->size) {
 		r = -EINVAL;
 	} else {
-		memcpy(out, payload->data, size);
+		memcpy(out, payload->data, k->size);
 		r = 0;
 	}
 	up_read(&key->sem);
@@ -160,19 +49,17 @@ static int vc_read_keyring_key(const char *type_desc, unsigned int size,
 	return r;
 }
 #else
-static int vc_read_keyring_key(const char *type_desc, unsigned int size,
-			       u8 *out)
+static int vc_read_keyring_key(const struct vc_key_spec *k, u8 *out)
 {
 	return -EINVAL;
 }
 #endif
 
-static bool vc_has_whitespace(const char *s)
+/* Overwrite a hex key in the table arguments, as dm-crypt does. */
+static void vc_wipe_key_string(char *key_string)
 {
-	for (; *s; s++)
-		if (isspace(*s))
-			return true;
-	return false;
+	if (key_string[0] != ':')
+		memset(key_string, '0', strlen(key_string));
 }
 
 /*
@@ -182,64 +69,40 @@ static bool vc_has_whitespace(const char *s)
 static int vc_parse_key(char *key_string, u8 **key, unsigned int *size,
 			char **desc, char **error)
 {
-	unsigned int n;
-	char *rest;
+	struct vc_key_spec k;
+	const char *why;
 	int r;
 
 	*key = NULL;
 	*desc = NULL;
-	if (key_string[0] == ':') {
-		/* :<size>:<type>:<description> */
-		if (vc_has_whitespace(key_string) ||
-		    sscanf(key_string, ":%u:", &n) != 1) {
-			*error = "invalid keyring key reference";
-			return -EINVAL;
-		}
-		rest = strchr(key_string + 1, ':');
-		if (!rest || !n || n > VC_MAX_KEY_SIZE) {
-			*error = "invalid keyring key size";
-			return -EINVAL;
-		}
-		*key = kmalloc(n, GFP_KERNEL);
+	r = vc_key_spec_parse(key_string, &k, &why);
+	if (r) {
+		*error = (char *)why;
+		goto fail;
+	}
+	*key = kmalloc(k.size, GFP_KERNEL);
+	if (k.kind != VC_KEY_HEX)
 		*desc = kstrdup(key_string, GFP_KERNEL);
-		if (!*key || !*desc) {
-			r = -ENOMEM;
-			*error = "cannot allocate key";
-			goto fail;
-		}
-		r = vc_read_keyring_key(rest + 1, n, *key);
+	if (!*key || (k.kind != VC_KEY_HEX && !*desc)) {
+		*error = "cannot allocate key";
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (k.kind == VC_KEY_HEX) {
+		vc_key_hex_decode(key_string, *key, k.size);
+		vc_wipe_key_string(key_string);
+	} else {
+		r = vc_read_keyring_key(&k, *key);
 		if (r) {
 			*error = "cannot read the keyring key (missing, wrong size or type)";
 			goto fail;
 		}
-		*size = n;
-		return 0;
 	}
-
-	n = strlen(key_string);
-	if (!n || n & 1 || n / 2 > VC_MAX_KEY_SIZE) {
-		*error = "key must be an even number of hex digits";
-		r = -EINVAL;
-		goto wipe;
-	}
-	*key = kmalloc(n / 2, GFP_KERNEL);
-	if (!*key) {
-		*error = "cannot allocate key";
-		r = -ENOMEM;
-		goto wipe;
-	}
-	if (hex2bin(*key, key_string, n / 2)) {
-		*error = "key is not hex";
-		r = -EINVAL;
-		goto wipe;
-	}
-	*size = n / 2;
-	memset(key_string, '0', n);
+	*size = k.size;
 	return 0;
 
-wipe:
-	memset(key_string, '0', strlen(key_string));
 fail:
+	vc_wipe_key_string(key_string);
 	kfree_sensitive(*key);
 	kfree(*desc);
 	*key = NULL;
@@ -301,20 +164,14 @@ void vc_cipher_wipe_key(struct vc_cipher *c)
 	memzero_explicit(c->key, c->key_size);
 }
 
-/* Overwrite a hex key in the table arguments, as dm-crypt does. */
-static void vc_wipe_key_string(char *key_string)
-{
-	if (key_string[0] != ':')
-		memset(key_string, '0', strlen(key_string));
-}
-
 int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 		   char **error)
 {
-	char alg[VC_CIPHER_NAME_MAX];
-	char *buf;
+	struct vc_cipher_spec cs;
+	const char *why;
 	int r;
 
+	BUILD_BUG_ON(VC_ALG_NAME_MAX != CRYPTO_MAX_ALG_NAME);
 	c->sector_size = SECTOR_SIZE;
 	c->spec = kstrdup(spec, GFP_KERNEL);
 	if (!c->spec) {
@@ -327,22 +184,18 @@ int vc_cipher_init(struct vc_cipher *c, const char *spec, char *key,
 		return vc_cipher_set_key(c, key, error);
 	}
 
-	buf = kstrdup(spec, GFP_KERNEL);
-	if (!buf) {
-		*error = "cannot allocate cipher";
-		r = -ENOMEM;
+	r = vc_cipher_spec_parse(spec, &cs, &why);
+	if (r) {
+		*error = (char *)why;
 		goto fail;
 	}
-	r = vc_parse_cipher(buf, alg, &c->iv_mode, error);
-	kfree(buf);
-	if (r)
-		goto fail;
+	c->iv_mode = cs.iv_mode;
 
 	/*
 	 * Async implementations are fine (x86 AES-NI XTS is one), but not
 	 * ones that allocate memory per request.
 	 */
-	c->tfm = crypto_alloc_skcipher(alg, 0, CRYPTO_ALG_ALLOCATES_MEMORY);
+	c->tfm = crypto_alloc_skcipher(cs.alg, 0, CRYPTO_ALG_ALLOCATES_MEMORY);
 	if (IS_ERR(c->tfm)) {
 		r = PTR_ERR(c->tfm);
 		c->tfm = NULL;

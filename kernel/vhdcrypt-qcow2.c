@@ -65,6 +65,12 @@ static int vc_qcow2_load(struct vc_target *vc, struct vc_qcow2 *q)
 	 * whole sectors if they belong to the table, for a writable table.
 	 */
 	entries = qcow2_l1_entries_needed(&h);
+	/* The layout check allowed the device's last cluster: read inside it. */
+	if (!vc_range_ok(h.l1_table_offset, entries * 8, vc_image_bytes(vc))) {
+		vc->ti->error = "qcow2 L1 table lies outside the image";
+		r = -EINVAL;
+		goto out;
+	}
 	bytes = round_up(entries * 8, SECTOR_SIZE);
 	whole = bytes <= round_up(8ull * h.l1_size, 1ull << h.cluster_bits) &&
 		vc_range_ok(h.l1_table_offset, bytes, vc_image_bytes(vc));

@@ -16,6 +16,8 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
+#include <vhdcrypt/table.h>
+
 #include "vhdcrypt.h"
 
 /* Both formats address the image in 512-byte sectors. */
@@ -55,19 +57,18 @@ static void vc_free(struct vc_target *vc)
 	kfree(vc);
 }
 
-static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as)
+static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as,
+			    struct vc_table_opts *o)
 {
 	static const struct dm_arg _args[] = {
-		{0, 7, "invalid number of optional parameters"},
+		{0, VC_MAX_OPT_PARAMS, "invalid number of optional parameters"},
 	};
 	struct dm_target *ti = vc->ti;
-	bool have_iv = false, have_offset = false, have_size = false;
-	unsigned long long n;
-	unsigned int count, size;
-	const char *opt;
-	char dummy;
+	unsigned int count;
+	const char *why;
 	int r;
 
+	vc_table_opts_init(o);
 	if (!as->argc)
 		return 0;
 	r = dm_read_arg_group(_args, as, &count, &ti->error);
@@ -75,76 +76,39 @@ static int vc_parse_options(struct vc_target *vc, struct dm_arg_set *as)
 		return r;
 
 	while (count--) {
-		opt = dm_shift_arg(as);
-		if (!strncmp(opt, "backing:", 8) && !vc->lower) {
-			r = dm_get_device(ti, opt + 8, VC_MODE_READ, &vc->lower);
+		r = vc_table_opt_parse(o, dm_shift_arg(as), &why);
+		if (r < 0) {
+			vc_set_error(vc, why);
+			return r;
+		}
+		if (r == VC_OPT_BACKING) {
+			r = dm_get_device(ti, o->backing, VC_MODE_READ, &vc->lower);
 			if (r) {
 				ti->error = "cannot open the backing device";
 				return r;
 			}
-		} else if (!strcmp(opt, "iv_sector:host") && !have_iv) {
-			vc->iv_host = true;
-			have_iv = true;
-		} else if (!strcmp(opt, "iv_sector:virtual") && !have_iv) {
-			have_iv = true;
-		} else if (!strcmp(opt, "whole_disk") && !vc->whole_disk) {
-			vc->whole_disk = true;
-		} else if (sscanf(opt, "data_offset:%llu%c", &n, &dummy) == 1 &&
-			   !have_offset) {
-			vc->data_offset = n;
-			have_offset = true;
-		} else if (sscanf(opt, "sector_size:%u%c", &size, &dummy) == 1 &&
-			   !have_size) {
-			if (size != SECTOR_SIZE && size != 4096) {
-				ti->error = "sector_size must be 512 or 4096";
-				return -EINVAL;
-			}
-			vc->cipher.sector_size = size;
-			have_size = true;
-		} else if (!strcmp(opt, "iv_large_sectors") &&
-			   !vc->cipher.iv_large_sectors) {
-			vc->cipher.iv_large_sectors = true;
-		} else if (!strcmp(opt, "allow_discards") && !vc->allow_discards) {
-			vc->allow_discards = true;
-		} else {
-			ti->error = "invalid or repeated optional parameter";
-			return -EINVAL;
 		}
 	}
+	vc->iv_host = o->iv_host;
+	vc->whole_disk = o->whole_disk;
+	vc->data_offset = o->data_offset;
+	vc->cipher.sector_size = o->sector_size;
+	vc->cipher.iv_large_sectors = o->iv_large_sectors;
+	vc->allow_discards = o->allow_discards;
 	return 0;
 }
 
 /* Combinations of options that make no sense. */
-static int vc_check_options(struct vc_target *vc)
+static int vc_check_options(struct vc_target *vc, const struct vc_table_opts *o)
 {
-	struct dm_target *ti = vc->ti;
-	unsigned int unit = vc->cipher.sector_size >> SECTOR_SHIFT;
+	const char *why;
+	int r;
 
-	if (vc->whole_disk && vc->iv_host) {
-		ti->error = "whole_disk needs IVs from the virtual sector";
-		return -EINVAL;
-	}
-	if (vc->whole_disk && !vc_encrypted(&vc->cipher)) {
-		ti->error = "whole_disk needs a cipher";
-		return -EINVAL;
-	}
-	if (vc->cipher.sector_size != SECTOR_SIZE && !vc->whole_disk) {
-		ti->error = "sector_size other than 512 needs whole_disk (both formats fix 512)";
-		return -EINVAL;
-	}
-	if (vc->cipher.iv_large_sectors && vc->cipher.sector_size == SECTOR_SIZE) {
-		ti->error = "iv_large_sectors needs a sector_size above 512";
-		return -EINVAL;
-	}
-	if ((ti->len | vc->data_offset) & (unit - 1)) {
-		ti->error = "device size and data_offset must be multiples of sector_size";
-		return -EINVAL;
-	}
-	if (vc->allow_discards && !vc->writable) {
-		ti->error = "allow_discards needs a writable table";
-		return -EINVAL;
-	}
-	return 0;
+	r = vc_table_opts_check(o, vc_encrypted(&vc->cipher), vc->writable,
+				vc->ti->len, &why);
+	if (r)
+		vc_set_error(vc, why);
+	return r;
 }
 
 static int vc_alloc_queues(struct vc_target *vc)
@@ -181,9 +145,9 @@ static int vc_alloc_queues(struct vc_target *vc)
 static int vc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct vc_table_opts opts;
 	struct vc_target *vc;
-	unsigned long long n;
-	char dummy;
+	u64 n;
 	int r;
 
 	if (argc < 5) {
@@ -240,7 +204,7 @@ static int vc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad_fmt;
 
-	if (sscanf(argv[4], "%llu%c", &n, &dummy) != 1) {
+	if (!vc_table_u64(argv[4], &n)) {
 		ti->error = "invalid iv_offset";
 		r = -EINVAL;
 		goto bad_fmt;
@@ -248,13 +212,13 @@ static int vc_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	vc->iv_offset = n;
 
 	dm_consume_args(&as, 5);
-	r = vc_parse_options(vc, &as);
+	r = vc_parse_options(vc, &as, &opts);
 	if (!r && vc->lower) {
 		vc->lower_sectors = bdev_nr_sectors(vc->lower->bdev);
 		r = vc_check_block_size(vc, vc->lower, "backing");
 	}
 	if (!r)
-		r = vc_check_options(vc);
+		r = vc_check_options(vc, &opts);
 	if (!r)
 		r = vc_alloc_queues(vc);
 	if (r)

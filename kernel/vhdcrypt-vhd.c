@@ -122,27 +122,6 @@ static int vc_vhd_read_batmap(struct vc_target *vc, struct vc_vhd *v, u8 *buf)
 	return 0;
 }
 
-/* End of everything in front of the first block a write may allocate. */
-static u64 vc_vhd_metadata_end(struct vc_vhd *v)
-{
-	const struct vhd_header *h = &v->header;
-	u64 end, bat_bytes = 4ull * h->max_bat_entries;
-	int i;
-
-	end = v->footer.data_offset + VHD_HEADER_SIZE;
-	end = max(end, h->table_offset + round_up(bat_bytes, SECTOR_SIZE));
-	if (v->has_batmap) {
-		end = max(end, vhd_batmap_header_offset(h) + VHD_BATMAP_HEADER_SIZE);
-		end = max(end, v->batmap_offset +
-			       ((u64)v->batmap_sectors << SECTOR_SHIFT));
-	}
-	for (i = 0; i < VHD_MAX_LOCATORS; i++)
-		if (h->loc[i].code)
-			end = max(end, h->loc[i].data_offset +
-				       vhd_locator_space(&h->loc[i]));
-	return round_up(end, SECTOR_SIZE);
-}
-
 /*
  * Read the BAT into memory, in pieces and killably. Every allocated block
  * must lie inside the image: this catches truncated images at load time
@@ -163,7 +142,10 @@ static int vc_vhd_load_bat(struct vc_target *vc, struct vc_vhd *v)
 		return r;
 	}
 
-	end = vc_vhd_metadata_end(v) >> SECTOR_SHIFT;
+	/* New blocks go after the metadata and every block. */
+	end = vhd_metadata_end(&v->footer, &v->header, v->has_batmap,
+			       v->batmap_offset, v->batmap_sectors,
+			       vc_image_bytes(vc)) >> SECTOR_SHIFT;
 	for (i = 0; i < v->bat_entries; i++) {
 		u32 sector = be32_to_cpu(bat[i]);
 

@@ -22,6 +22,8 @@
 #include <linux/sizes.h>
 #include <linux/xarray.h>
 
+#include <vhdcrypt/table.h>
+
 #include "compat.h"
 
 /* Extended L2 entries have 32 subclusters: at most 16 runs to copy. */
@@ -110,15 +112,7 @@ extern const struct vc_format vc_format_qcow2;
 
 /*----------------------------------------------------------------*/
 
-enum vc_iv_mode {
-	VC_IV_NONE,		/* cipher "none": no encryption */
-	VC_IV_NULL,		/* all-zero IV */
-	VC_IV_PLAIN,		/* le32 of the low 32 bits of the sector */
-	VC_IV_PLAIN64,		/* le64 sector */
-	VC_IV_PLAIN64BE,	/* be64 sector in the last 8 bytes */
-	VC_IV_ESSIV,		/* le64 sector, encrypted by the essiv template */
-};
-
+/* enum vc_iv_mode: <vhdcrypt/table.h> */
 struct vc_cipher {
 	struct crypto_skcipher *tfm;	/* NULL for cipher "none" */
 	char *spec;			/* the table's cipher argument */

@@ -325,4 +325,51 @@ static inline u64 vhd_locator_space(const struct vhd_parent_locator *l)
 				     l->data_space;
 }
 
+/* End of [@off, @off + @len) inside @limit bytes; 0 if it starts past them. */
+static inline u64 vhd_end_within(u64 off, u64 len, u64 limit)
+{
+	if (off >= limit)
+		return 0;
+	return len > limit - off ? limit : off + len;
+}
+
+/*
+ * End (bytes, sector-aligned) of the metadata in an image of @image_bytes
+ * (a multiple of 512) that a new block must stay clear of: dynamic header,
+ * BAT, tapdisk's batmap (if it has one: @map_sectors at @map_offset) and
+ * parent locators. What lies past the image cannot be overwritten: hostile
+ * offsets near 2^64 neither wrap around nor hide the rest.
+ */
+static inline u64 vhd_metadata_end(const struct vhd_footer *f,
+				   const struct vhd_header *h, bool has_batmap,
+				   u64 map_offset, u32 map_sectors,
+				   u64 image_bytes)
+{
+	u64 bat_bytes = 4ull * h->max_bat_entries, end, e;
+	int i;
+
+	end = vhd_end_within(f->data_offset, VHD_HEADER_SIZE, image_bytes);
+	e = vhd_end_within(h->table_offset,
+			   (bat_bytes + VHD_SECTOR_SIZE - 1) &
+			   ~(u64)(VHD_SECTOR_SIZE - 1), image_bytes);
+	end = e > end ? e : end;
+	if (has_batmap) {
+		e = vhd_end_within(vhd_batmap_header_offset(h),
+				   VHD_BATMAP_HEADER_SIZE, image_bytes);
+		end = e > end ? e : end;
+		e = vhd_end_within(map_offset,
+				   (u64)map_sectors << VHD_SECTOR_SHIFT,
+				   image_bytes);
+		end = e > end ? e : end;
+	}
+	for (i = 0; i < VHD_MAX_LOCATORS; i++) {
+		if (!h->loc[i].code)
+			continue;
+		e = vhd_end_within(h->loc[i].data_offset,
+				   vhd_locator_space(&h->loc[i]), image_bytes);
+		end = e > end ? e : end;
+	}
+	return (end + VHD_SECTOR_SIZE - 1) & ~(u64)(VHD_SECTOR_SIZE - 1);
+}
+
 #endif /* VHDCRYPT_VHD_H */

@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# mkcorpus.sh DIR: seed corpora, DIR/<harness>/, from the unit tests' images
+# (qemu-img and qemu-io: VHD fixed/dynamic, qcow2 v2/v3, 512 B to 2 MiB
+# clusters, extended L2, zstd, LUKS, backing file, compressed and zero
+# clusters) and the OpenXT fixtures, plus table lines from the table format.
+set -eu
+out=$1
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vhdcrypt-corpus.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+make -s -C "$here/../unit" images IMG="$tmp/img" >/dev/null
+rm -rf "$out"
+mkdir -p "$out/vhd" "$out/vhd_image" "$out/qcow2" "$out/qcow2_image" "$out/table"
+
+for f in "$tmp"/img/*.vhd "$tmp"/img/openxt/*.vhd; do
+	b=$(basename "$f" .vhd)
+	head -c 8192 "$f" >"$out/vhd/$b.head"
+	tail -c 512 "$f" >"$out/vhd/$b.footer"
+	python3 "$here/img2seed.py" "$f" "$out/vhd_image/$b"
+done
+for f in "$tmp"/img/*.qcow2; do
+	b=$(basename "$f" .qcow2)
+	head -c 65536 "$f" >"$out/qcow2/$b.head"
+	python3 "$here/img2seed.py" "$f" "$out/qcow2_image/$b"
+done
+
+# Table lines as dmsetup passes them (no start and length).
+i=0
+while IFS= read -r line; do
+	i=$((i + 1))
+	printf '%s' "$line" >"$out/table/line$i"
+done <<'LINES'
+vhd /dev/loop0 none - 0
+vhd 7:3 aes-xts-plain :32:logon:vhdcrypt:c 0 1 backing:254:2
+vhd /dev/loop0 none - 0 1 allow_discards
+qcow2 /dev/loop5 aes-xts-plain64 :64:logon:vhdcrypt:top 0 2 backing:/dev/mapper/base whole_disk
+qcow2 /dev/loop3 aes-xts-plain64 :64:logon:vhdcrypt:top 0 2 iv_sector:host backing:/dev/mapper/base
+qcow2 /dev/loop2 aes-xts-plain64 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff 0 5 whole_disk sector_size:4096 iv_large_sectors data_offset:4096 allow_discards
+vhd /dev/loop1 aes-cbc-essiv:sha256 :16:user:k 8 0
+qcow2 /dev/loop1 capi:xts(aes)-plain64 :64:logon:x 0 1 iv_sector:virtual
+vhd /dev/loop1 aes-xts-benbi 0011223344556677 0 1 sector_size:512
+LINES
