@@ -3,6 +3,7 @@
 # make                  module for the default kernel + vhdcryptsetup
 # make module KVER=V    build/V/dm-vhdcrypt.ko for installed kernel V (or KDIR=)
 # make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
+# make check-full       the same with the long variants (hours)
 # make selftests-tools  selftests/tools: replay-log, wlog (test tools)
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
@@ -19,7 +20,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace selftests-tools check install clean sparse checkpatch
+.PHONY: all module modules-all userspace selftests-tools check check-full install clean sparse checkpatch
 
 all: module userspace
 
@@ -56,8 +57,16 @@ selftests-tools:
 # Installs missing packages first (as root), so a fresh Debian 12 machine passes.
 check:
 	scripts/install-deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all selftests-tools
 	scripts/run-checks
+
+# The long variants (hundreds of power-cut points per image kind, the whole
+# hostile-image set): a few hours on 2 cores.
+check-full:
+	scripts/install-deps
+	$(MAKE) --no-print-directory all selftests-tools
+	VHDCRYPT_FULL=1 VHDCRYPT_TIMEOUT_SCALE=$${VHDCRYPT_TIMEOUT_SCALE:-8} \
+		VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/run-checks
 
 # checkpatch.pl from an unpacked kernel tree, else from Debian's
 # linux-source-* tarball (unpacked into build/checkpatch).

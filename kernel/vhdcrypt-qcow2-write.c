@@ -15,6 +15,7 @@
  * bio may still use it.
  */
 #include <linux/blkdev.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -328,6 +329,9 @@ static int vc_alloc_cluster(struct vc_target *vc, u64 *offset)
 		}
 		if ((index >> a->rb_bits) >= a->rt_entries) {
 			r = vc_rt_grow(vc, index >> a->rb_bits);
+			/* It grew already: put that on disk first. */
+			if (r == -EAGAIN)
+				r = vc_commit_now(vc);
 			if (r)
 				return r;
 			continue;
@@ -442,7 +446,11 @@ static int vc_qcow2_new_table(struct vc_target *vc, u64 l1i, u64 old,
 	if (r)
 		goto fail;
 	if (old) {
-		buf = kvmalloc(cs, GFP_NOIO);
+		unsigned int noio = memalloc_noio_save();
+
+		/* GFP_KERNEL scoped to NOIO, so vmalloc works too. */
+		buf = kvmalloc(cs, GFP_KERNEL);
+		memalloc_noio_restore(noio);
 		r = buf ? vc_sync_io(vc, REQ_OP_READ, old >> SECTOR_SHIFT, buf, cs) :
 			  -ENOMEM;
 		if (!r)
@@ -595,14 +603,15 @@ static void vc_qcow2_set_entry(struct vc_target *vc, struct vc_qcow2_unit *u,
 			       u64 entry, u64 bitmap)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
+	unsigned long flags;
 
 	/* Each unit releases what its disk entry and any later entry held. */
 	if (u->nr_release < ARRAY_SIZE(u->release))
 		vc_qcow2_note_release(q, u, u->entry, entry);
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	u->entry = entry;
 	u->bitmap = bitmap;
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 }
 
@@ -795,7 +804,8 @@ static int vc_qcow2_plan(struct vc_target *vc, struct vc_qcow2_plan *p,
 }
 
 static void vc_qcow2_allocate(struct vc_target *vc, struct vc_io *io,
-			      struct vc_qcow2_unit *u, struct vc_qcow2_plan *p)
+			      struct vc_qcow2_unit *u, struct vc_qcow2_plan *p,
+			      struct vc_wbuf *wb)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
 	u64 vbyte = (u64)vc_io_vsector(io, io->iter) << SECTOR_SHIFT;
@@ -806,11 +816,10 @@ static void vc_qcow2_allocate(struct vc_target *vc, struct vc_io *io,
 	unsigned int sectors = (bend - bstart) >> SECTOR_SHIFT;
 	unsigned int data_off = (vbyte - bstart) >> SECTOR_SHIFT;
 	unsigned int data_len = io->iter.bi_size >> SECTOR_SHIFT;
-	struct vc_wbuf *wb;
 	int r;
 
-	wb = vc_wbuf_alloc(vc, io, (p->host + (bstart - cstart)) >> SECTOR_SHIFT,
-			   sectors);
+	vc_wbuf_prepare(wb, (p->host + (bstart - cstart)) >> SECTOR_SHIFT,
+			sectors);
 	wb->data_off = data_off;
 	wb->data_len = data_len;
 	if (vc->whole_disk) {
@@ -884,6 +893,18 @@ static void vc_qcow2_zero_cluster(struct vc_target *vc, struct vc_io *io,
 	vc_io_put(io);
 }
 
+/* Does the cluster read as zeros without an entry saying so? */
+static bool vc_qcow2_reads_zero(struct vc_target *vc, u64 entry, u64 bitmap)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+
+	if (qcow2_extended_l2(&q->h))
+		return !(bitmap & 0xffffffffu) &&
+		       (!vc->lower || (bitmap >> QCOW2_SUBCLUSTERS) == 0xffffffffu);
+	return (entry & QCOW2_OFLAG_ZERO && !(entry & QCOW2_OFFSET_MASK)) ||
+	       (!entry && !vc->lower);
+}
+
 /* Can a discard or write-zeroes of this whole cluster be a zero cluster? */
 static bool vc_qcow2_can_zero(struct vc_target *vc, struct vc_io *io)
 {
@@ -909,6 +930,7 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 	struct vc_qcow2_plan p = { .cluster = cluster };
 	struct vc_qcow2_unit *u;
 	struct vc_extent ext;
+	struct vc_wbuf *wb;
 	bool fresh;
 	u64 pos;
 	int r;
@@ -930,6 +952,11 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 		return;
 	}
 	if (op != REQ_OP_WRITE && vc_qcow2_can_zero(vc, io)) {
+		/* Zeros already, holding no cluster: no table to make for it. */
+		if (vc_qcow2_reads_zero(vc, p.entry, p.bitmap)) {
+			vc_io_put(io);
+			return;
+		}
 		pos = u ? u->l2_offset : 0;
 		if (!u) {
 			r = vc_qcow2_entry_pos(vc, cluster, &pos);
@@ -954,16 +981,22 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 	}
 
 	/* Allocate (or copy on write): the unit makes other writes wait. */
+	wb = vc_wbuf_get(vc, io);
+	if (!wb) {
+		vc_write_starved(vc, io);
+		return;
+	}
 	fresh = !u;
 	if (fresh) {
 		r = vc_qcow2_entry_pos(vc, cluster, &pos);
-		if (r) {
-			vc_io_fail(io, r);
-			return;
+		if (!r) {
+			u = vc_qcow2_unit_new(vc, cluster, true, p.entry,
+					      p.bitmap, pos);
+			r = u ? 0 : -ENOMEM;
 		}
-		u = vc_qcow2_unit_new(vc, cluster, true, p.entry, p.bitmap, pos);
-		if (!u) {
-			vc_io_fail(io, -ENOMEM);
+		if (r) {
+			vc_wbuf_free(wb);
+			vc_io_fail(io, r);
 			return;
 		}
 	} else {
@@ -975,10 +1008,11 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 			vc_unit_abort(vc, &u->unit);
 		else
 			vc_unit_ready(vc, &u->unit);
+		vc_wbuf_free(wb);
 		vc_io_fail(io, r);
 		return;
 	}
-	vc_qcow2_allocate(vc, io, u, &p);
+	vc_qcow2_allocate(vc, io, u, &p, wb);
 }
 
 /*----------------------------------------------------------------*/
@@ -1074,6 +1108,7 @@ static int vc_qcow2_commit_l2(struct vc_target *vc)
 	struct vc_meta_ref ref;
 	struct vc_unit *unit;
 	int r;
+	unsigned long flags;
 
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		u = container_of(unit, struct vc_qcow2_unit, unit);
@@ -1086,11 +1121,11 @@ static int vc_qcow2_commit_l2(struct vc_target *vc)
 			return vc_qcow2_corrupt(vc, "L2 entry outside the image",
 						u->l2_offset);
 		}
-		vc_publish_begin(vc);
+		vc_publish_begin(vc, flags);
 		vc_put_be64(ref.p, u->entry);
 		if (q->entry_size == 16)
 			vc_put_be64(ref.p + 8, u->bitmap);
-		vc_publish_end(vc);
+		vc_publish_end(vc, flags);
 		vc_meta_dirty(&ref, q->entry_size);
 		vc_meta_put(&ref);
 	}
@@ -1104,15 +1139,16 @@ static int vc_qcow2_commit_l1(struct vc_target *vc)
 	struct vc_qcow2_new_l2 *n;
 	unsigned long l1i;
 	int r;
+	unsigned long flags;
 
 	if (xa_empty(&a->new_l2))
 		return 0;
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	xa_for_each(&a->new_l2, l1i, n) {
 		q->l1[l1i] = cpu_to_be64(n->table | QCOW2_OFLAG_COPIED);
 		set_bit(l1i * 8 / SECTOR_SIZE, a->l1_dirty);
 	}
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	r = vc_qcow2_write_sectors(vc, q->h.l1_table_offset, q->l1, a->l1_dirty,
 				   a->l1_bytes >> SECTOR_SHIFT);
 	if (r)
@@ -1194,11 +1230,64 @@ static int vc_qcow2_find_end(struct vc_target *vc)
 	return 0;
 }
 
+/*
+ * Read (or, after a reload, re-read) the refcount table and where the data
+ * ends; allocation starts again from the lowest cluster.
+ */
+static int vc_qcow2_load_refcounts(struct vc_target *vc)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	struct vc_qcow2_alloc *a = q->alloc;
+	size_t rt_bytes = (size_t)q->h.refcount_table_clusters << q->cluster_bits;
+	unsigned long *dirty;
+	__be64 *rt;
+	int r;
+
+	if (!q->h.refcount_table_clusters || rt_bytes > VC_QCOW2_MAX_REFTABLE ||
+	    (q->h.refcount_table_offset & ((1ull << q->cluster_bits) - 1)) ||
+	    !vc_range_ok(q->h.refcount_table_offset, rt_bytes, vc_image_bytes(vc))) {
+		vc->ti->error = "qcow2 refcount table is missing, too large or outside the image";
+		return -EINVAL;
+	}
+	r = vc_read_table(vc, q->h.refcount_table_offset, rt_bytes, (void **)&rt,
+			  "qcow2 refcount table");
+	if (r)
+		return r;
+	dirty = bitmap_zalloc(rt_bytes >> SECTOR_SHIFT, GFP_KERNEL);
+	if (!dirty) {
+		kvfree(rt);
+		return -ENOMEM;
+	}
+	kvfree(a->rt);
+	bitmap_free(a->rt_dirty);
+	a->rt = rt;
+	a->rt_dirty = dirty;
+	a->rt_offset = q->h.refcount_table_offset;
+	a->rt_clusters = q->h.refcount_table_clusters;
+	a->rt_entries = rt_bytes / 8;
+	a->rt_moved = false;
+	a->clear_autoclear = q->h.version >= 3 && q->h.autoclear_features;
+	a->free_index = 0;
+	return vc_qcow2_find_end(vc);
+}
+
+/* preresume: a table that was live until now may have changed all this. */
+int vc_qcow2_reload_writable(struct vc_target *vc)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	struct vc_qcow2_alloc *a = q->alloc;
+
+	if (WARN_ON_ONCE(!xa_empty(&a->new_l2)))
+		return -EIO;
+	dm_bufio_forget_buffers(a->rc, 0, vc->image_sectors);
+	bitmap_zero(a->l1_dirty, a->l1_bytes >> SECTOR_SHIFT);
+	return vc_qcow2_load_refcounts(vc);
+}
+
 int vc_qcow2_open_writable(struct vc_target *vc)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
 	struct vc_qcow2_alloc *a;
-	size_t rt_bytes;
 	int r;
 
 	if (q->h.crypt_method == QCOW2_CRYPT_AES) {
@@ -1216,45 +1305,29 @@ int vc_qcow2_open_writable(struct vc_target *vc)
 			"qcow2 clusters smaller than sector_size: load the table read-only";
 		return -EROFS;
 	}
-	rt_bytes = (size_t)q->h.refcount_table_clusters << q->cluster_bits;
-	if (!q->h.refcount_table_clusters || rt_bytes > VC_QCOW2_MAX_REFTABLE ||
-	    (q->h.refcount_table_offset & ((1ull << q->cluster_bits) - 1)) ||
-	    !vc_range_ok(q->h.refcount_table_offset, rt_bytes, vc_image_bytes(vc))) {
-		vc->ti->error = "qcow2 refcount table is missing, too large or outside the image";
-		return -EINVAL;
+	if (!q->l1_whole_sectors) {
+		vc->ti->error = "the qcow2 L1 table ends inside a sector: load the table read-only";
+		return -EROFS;
 	}
 	a = kzalloc(sizeof(*a), GFP_KERNEL);
 	if (!a)
 		return -ENOMEM;
 	q->alloc = a;
 	xa_init(&a->new_l2);
-	a->rt_offset = q->h.refcount_table_offset;
-	a->rt_clusters = q->h.refcount_table_clusters;
-	a->rt_entries = rt_bytes / 8;
 	a->rb_bits = qcow2_refblock_bits(&q->h);
 	a->max_clusters = vc_image_bytes(vc) >> q->cluster_bits;
-	a->clear_autoclear = q->h.version >= 3 && q->h.autoclear_features;
-	r = vc_read_table(vc, a->rt_offset, rt_bytes, (void **)&a->rt,
-			  "qcow2 refcount table");
-	if (r)
-		return r;
-	a->rt_dirty = bitmap_zalloc(rt_bytes >> SECTOR_SHIFT, GFP_KERNEL);
 	a->l1_bytes = round_up(q->l1_entries * 8, SECTOR_SIZE);
 	a->l1_dirty = bitmap_zalloc(a->l1_bytes >> SECTOR_SHIFT, GFP_KERNEL);
 	a->rc = vc_meta_create(vc);
-	if (!a->rt_dirty || !a->l1_dirty || IS_ERR(a->rc)) {
+	if (!a->l1_dirty || IS_ERR(a->rc)) {
 		if (IS_ERR(a->rc))
 			a->rc = NULL;
 		return -ENOMEM;
 	}
-	if (!q->l1_whole_sectors) {
-		vc->ti->error = "the qcow2 L1 table ends inside a sector: load the table read-only";
-		return -EROFS;
-	}
-	r = vc_qcow2_find_end(vc);
+	r = vc_qcow2_load_refcounts(vc);
 	if (r)
 		return r;
-	vc->mem_bytes += sizeof(*a) + rt_bytes;
+	vc->mem_bytes += sizeof(*a) + ((size_t)a->rt_clusters << q->cluster_bits);
 	vc->discard_granularity = 1u << q->cluster_bits;
 	return vc_write_start(vc, vc_cluster_sectors(q), vc_cluster_sectors(q));
 }

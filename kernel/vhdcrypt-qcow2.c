@@ -77,7 +77,7 @@ static int vc_qcow2_load(struct vc_target *vc, struct vc_qcow2 *q)
 					      "cannot read the qcow2 L1 table";
 		goto out;
 	}
-	vc_publish_begin(vc);
+	/* In ctr or preresume: no lookup runs meanwhile. */
 	if (q->l1) {
 		memcpy(q->l1, l1, min(bytes, q->l1_bytes));
 	} else {
@@ -87,7 +87,6 @@ static int vc_qcow2_load(struct vc_target *vc, struct vc_qcow2 *q)
 		q->l1_whole_sectors = whole;
 	}
 	q->h = h;
-	vc_publish_end(vc);
 	kvfree(l1);
 out:
 	kfree(buf);
@@ -144,6 +143,11 @@ static int vc_qcow2_reload(struct vc_target *vc)
 	if (r)
 		return r;
 	dm_bufio_forget_buffers(q->l2, 0, vc->image_sectors);
+	if (q->alloc) {
+		r = vc_qcow2_reload_writable(vc);
+		if (r)
+			return r;
+	}
 	mutex_lock(&q->dec_lock);
 	if (q->dec)
 		vc_decompressor_invalidate(q->dec);

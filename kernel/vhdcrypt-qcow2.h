@@ -75,6 +75,7 @@ struct vc_decompressor *vc_qcow2_decompressor(struct vc_target *vc);
 
 /* vhdcrypt-qcow2-write.c */
 int vc_qcow2_open_writable(struct vc_target *vc);
+int vc_qcow2_reload_writable(struct vc_target *vc);
 void vc_qcow2_close_writable(struct vc_target *vc);
 void vc_qcow2_write(struct vc_target *vc, struct vc_io *io);
 int vc_qcow2_commit(struct vc_target *vc);

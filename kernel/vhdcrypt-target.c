@@ -13,6 +13,7 @@
 #include <crypto/skcipher.h>
 #include <linux/module.h>
 #include <linux/blkdev.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include "vhdcrypt.h"
@@ -429,14 +430,20 @@ static void vc_postsuspend(struct dm_target *ti)
 static int vc_preresume(struct dm_target *ti)
 {
 	struct vc_target *vc = ti->private;
+	unsigned int noio;
 	int r;
 
 	if (vc_encrypted(&vc->cipher) && !READ_ONCE(vc->cipher.key_valid)) {
 		DMERR("%s: vhdcrypt key is not set", vc_name(vc));
 		return -EAGAIN;
 	}
-	/* A table that was live until now may have changed the image. */
+	/*
+	 * A table that was live until now may have changed the image. The
+	 * device is suspended: reclaim must not write through it.
+	 */
+	noio = memalloc_noio_save();
 	r = vc->fmt->reload(vc);
+	memalloc_noio_restore(noio);
 	if (r)
 		DMERR("%s: cannot re-read the image metadata: %d", vc_name(vc),
 		      r);
@@ -458,11 +465,13 @@ static int vc_iterate_devices(struct dm_target *ti,
 			      iterate_devices_callout_fn fn, void *data)
 {
 	struct vc_target *vc = ti->private;
+	/* DM checks device areas against our logical block size. */
+	sector_t unit = vc->cipher.sector_size >> SECTOR_SHIFT;
 	int r;
 
-	r = fn(ti, vc->image, 0, vc->image_sectors, data);
+	r = fn(ti, vc->image, 0, round_down(vc->image_sectors, unit), data);
 	if (!r && vc->lower)
-		r = fn(ti, vc->lower, 0, vc->lower_sectors, data);
+		r = fn(ti, vc->lower, 0, round_down(vc->lower_sectors, unit), data);
 	return r;
 }
 

@@ -179,11 +179,9 @@ static int vc_vhd_load_bat(struct vc_target *vc, struct vc_vhd *v)
 		end = max_t(sector_t, end, sector + block_span);
 	}
 
-	/* A reload keeps the array readers use, changing it in place. */
+	/* In ctr or preresume: no lookup runs meanwhile. */
 	if (v->bat) {
-		vc_publish_begin(vc);
 		memcpy(v->bat, bat, v->bat_bytes);
-		vc_publish_end(vc);
 		kvfree(bat);
 	} else {
 		v->bat = bat;
@@ -296,6 +294,8 @@ static int vc_vhd_reload(struct vc_target *vc)
 	r = vc_vhd_load_bat(vc, v);
 	if (!r)
 		dm_bufio_forget_buffers(v->bitmaps, 0, vc->image_sectors);
+	if (v->bat_dirty)
+		bitmap_zero(v->bat_dirty, v->bat_bytes >> SECTOR_SHIFT);
 	return r;
 }
 
@@ -532,6 +532,7 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 	struct vc_vhd_unit *u = container_of(wb->owner, struct vc_vhd_unit, unit);
 	struct vc_io *io = wb->io;
 	u32 first = wb->host_sector - u->bat - v->bitmap_sectors;
+	unsigned long flags;
 
 	u->unit.inflight--;
 	if (wb->error) {
@@ -542,10 +543,10 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 		vc_wbuf_free(wb);
 		return;
 	}
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	bitmap_set(u->present, first, wb->sectors);
 	bitmap_clear(u->cleared, first, wb->sectors);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 	if (u->unit.busy)
 		vc_unit_ready(vc, &u->unit);
@@ -555,14 +556,14 @@ static void vc_vhd_write_done(struct vc_wbuf *wb)
 	vc_io_put(io);
 }
 
-/* Write @io's data at @host (sectors @first.. of the block's data). */
+/* @wb writes @io's data at @host (sectors @first.. of the block's data). */
 static void vc_vhd_write_data(struct vc_target *vc, struct vc_io *io,
 			      struct vc_vhd_unit *u, sector_t host,
-			      struct vc_wbuf **wbp)
+			      struct vc_wbuf *wb)
 {
 	unsigned int nr = io->iter.bi_size >> SECTOR_SHIFT;
-	struct vc_wbuf *wb = vc_wbuf_alloc(vc, io, host, nr);
 
+	vc_wbuf_prepare(wb, host, nr);
 	wb->data_len = nr;
 	if (vc_encrypted(&vc->cipher)) {
 		wb->crypt_len = nr;
@@ -570,18 +571,17 @@ static void vc_vhd_write_data(struct vc_target *vc, struct vc_io *io,
 	}
 	wb->owner = &u->unit;
 	wb->done = vc_vhd_write_done;
-	*wbp = wb;
 }
 
 /* A write into a block that is not allocated: append a new block. */
 static void vc_vhd_allocate(struct vc_target *vc, struct vc_vhd *v,
-			    struct vc_io *io, u64 block, u32 first)
+			    struct vc_io *io, u64 block, u32 first,
+			    struct vc_wbuf *wb)
 {
 	u32 block_sectors = 1u << v->block_shift;
 	u32 nr = io->iter.bi_size >> SECTOR_SHIFT;
 	sector_t at, data, end;
 	struct vc_vhd_unit *u;
-	struct vc_wbuf *wb;
 
 	/* As tapdisk: the block's data starts on a 4 KiB boundary. */
 	at = round_up(v->data_end + v->bitmap_sectors, 8) - v->bitmap_sectors;
@@ -590,16 +590,18 @@ static void vc_vhd_allocate(struct vc_target *vc, struct vc_vhd *v,
 	if (end > v->alloc_limit || at >= VHD_BAT_UNUSED) {
 		DMERR_LIMIT("%s: no space for a new VHD block: the image device ends at %llu",
 			    vc_name(vc), (u64)v->alloc_limit);
+		vc_wbuf_free(wb);
 		vc_io_fail(io, -ENOSPC);
 		return;
 	}
 	u = vc_vhd_unit_new(vc, v, block, at, true);
 	if (!u) {
+		vc_wbuf_free(wb);
 		vc_io_fail(io, -ENOMEM);
 		return;
 	}
 	WRITE_ONCE(v->data_end, end);
-	vc_vhd_write_data(vc, io, u, data + first, &wb);
+	vc_vhd_write_data(vc, io, u, data + first, wb);
 	/* QEMU reads an allocated block without its bitmap: zeros there. */
 	vc_wbuf_zero_image(wb, data, first);
 	vc_wbuf_zero_image(wb, data + first + nr, block_sectors - first - nr);
@@ -613,6 +615,7 @@ static void vc_vhd_discard(struct vc_target *vc, struct vc_vhd *v,
 {
 	u32 nr = io->iter.bi_size >> SECTOR_SHIFT;
 	u32 bat = u ? u->bat : vc_vhd_bat(v, block);
+	unsigned long flags;
 
 	/* Nothing there, or tapdisk trusts the block to be full: keep it. */
 	if (bat == VHD_BAT_UNUSED || vc_vhd_block_full(v, block)) {
@@ -626,10 +629,10 @@ static void vc_vhd_discard(struct vc_target *vc, struct vc_vhd *v,
 			return;
 		}
 	}
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	bitmap_clear(u->present, first, nr);
 	bitmap_set(u->cleared, first, nr);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_dirty(vc, &u->unit);
 	if (io->bio->bi_opf & REQ_FUA)
 		io->flags |= VC_IO_FUA;
@@ -683,21 +686,27 @@ static void vc_vhd_write(struct vc_target *vc, struct vc_io *io)
 		vc_write_in_place(vc, io, &ext, true);
 		return;
 	}
+	wb = vc_wbuf_get(vc, io);
+	if (!wb) {
+		vc_write_starved(vc, io);
+		return;
+	}
 	bat = u ? u->bat : vc_vhd_bat(v, block);
 	if (bat == VHD_BAT_UNUSED) {
-		vc_vhd_allocate(vc, v, io, block, first);
+		vc_vhd_allocate(vc, v, io, block, first, wb);
 		return;
 	}
 	/* Some sectors become present: write them all, then set the bits. */
 	if (!u) {
 		u = vc_vhd_unit_new(vc, v, block, bat, false);
 		if (!u) {
+			vc_wbuf_free(wb);
 			vc_io_fail(io, -ENOMEM);
 			return;
 		}
 	}
 	vc_vhd_write_data(vc, io, u, (sector_t)bat + v->bitmap_sectors + first,
-			  &wb);
+			  wb);
 	vc_wbuf_submit(wb);
 }
 
@@ -719,6 +728,7 @@ static int vc_vhd_commit_bitmap(struct vc_target *vc, struct vc_vhd *v,
 	u32 per_sector = SECTOR_SIZE * 8, j, i;
 	struct vc_meta_ref ref;
 	int r;
+	unsigned long flags;
 
 	for (j = 0; j < v->bitmap_sectors; j++) {
 		u32 first = j * per_sector;
@@ -741,14 +751,14 @@ static int vc_vhd_commit_bitmap(struct vc_target *vc, struct vc_vhd *v,
 			vc_meta_put(&ref);
 			return -EIO;
 		}
-		vc_publish_begin(vc);
+		vc_publish_begin(vc, flags);
 		for (i = 0; i < n; i++) {
 			if (test_bit(first + i, u->present))
 				vc_vhd_set_bit(v, ref.p, i, true);
 			else if (test_bit(first + i, u->cleared))
 				vc_vhd_set_bit(v, ref.p, i, false);
 		}
-		vc_publish_end(vc);
+		vc_publish_end(vc, flags);
 		vc_meta_dirty(&ref, SECTOR_SIZE);
 		vc_meta_put(&ref);
 	}
@@ -782,6 +792,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 	struct vc_unit *unit;
 	struct vc_vhd_unit *u;
 	int r;
+	unsigned long flags;
 
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		r = vc_vhd_commit_bitmap(vc, v,
@@ -793,7 +804,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 	if (r)
 		return r;
 
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	list_for_each_entry(unit, vc_dirty_units(vc), dirty) {
 		u = container_of(unit, struct vc_vhd_unit, unit);
 		if (!u->new_block)
@@ -801,7 +812,7 @@ static int vc_vhd_commit(struct vc_target *vc)
 		v->bat[unit->index] = cpu_to_be32(u->bat);
 		set_bit(unit->index * 4 / SECTOR_SIZE, v->bat_dirty);
 	}
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	return vc_vhd_write_bat(vc, v);
 }
 

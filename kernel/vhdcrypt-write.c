@@ -5,12 +5,12 @@
  *
  * map() writes in place what the image owns exclusively (VC_EXT_IN_PLACE):
  * plain images by remapping, encrypted ones through bounce pages filled on
- * the crypto queue. Everything else goes to the metadata worker, one work
- * item that never runs concurrently with itself. It splits a write at unit
- * boundaries and lets the format serve each piece: in place after all, or
- * through a write buffer (fill + data, encrypted as a whole) written where
- * the unit's new mapping points. Once that write is done, the worker
- * publishes the unit and completes the bio.
+ * the crypto queue. Everything else, cut to one unit, goes to the metadata
+ * worker, one work item that never runs concurrently with itself; the
+ * format serves it in place after all, or through a write buffer (fill +
+ * data, encrypted as a whole) written where the unit's new mapping points.
+ * Once that write is done, the worker publishes the unit and completes the
+ * bio. Completions (any context) only queue work for the worker.
  *
  * A commit writes the published mappings in the order the format gives,
  * after flushing the image device, so the data is durable before any
@@ -52,6 +52,7 @@ struct vc_write {
 	/* Worker only. */
 	sector_t unit_sectors;		/* a VHD block, a qcow2 cluster */
 	struct list_head dirty_units;	/* vc_unit.dirty: ready, uncommitted */
+	struct list_head starved;	/* vc_io.list: wait for a write buffer */
 	unsigned int nr_dirty;
 	struct percpu_ref epochs[2];
 	bool epochs_ready;		/* both initialised */
@@ -130,9 +131,11 @@ static void vc_kick(struct vc_write *w)
 /* The old epoch's last bio ended (any context). */
 static void vc_epoch_release(struct vc_write *w)
 {
-	spin_lock(&w->lock);
+	unsigned long flags;
+
+	spin_lock_irqsave(&w->lock, flags);
 	w->epoch_released = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	wake_up_all(&w->idle_wait);
 	vc_kick(w);
 }
@@ -186,12 +189,17 @@ static void vc_epoch_drained(struct vc_write *w)
 int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 {
 	int r;
+	unsigned long flags;
 
 	INIT_LIST_HEAD(&u->waiting);
 	INIT_LIST_HEAD(&u->dirty);
-	vc_publish_begin(vc);
+	/* Allocate the slot first: storing under the lock needs no memory. */
+	r = xa_reserve(&vc->units, u->index, GFP_NOIO);
+	if (r)
+		return r;
+	vc_publish_begin(vc, flags);
 	r = xa_err(xa_store(&vc->units, u->index, u, GFP_NOWAIT));
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	return r;
 }
 
@@ -199,10 +207,11 @@ int vc_unit_insert(struct vc_target *vc, struct vc_unit *u)
 static void vc_unit_wake(struct vc_target *vc, struct vc_unit *u)
 {
 	struct vc_write *w = vc->w;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_splice_tail_init(&u->waiting, &w->deferred);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -236,9 +245,11 @@ void vc_unit_ready(struct vc_target *vc, struct vc_unit *u)
 /* Worker: drop a unit whose write failed; what waited for it retries. */
 void vc_unit_abort(struct vc_target *vc, struct vc_unit *u)
 {
-	vc_publish_begin(vc);
+	unsigned long flags;
+
+	vc_publish_begin(vc, flags);
 	xa_erase(&vc->units, u->index);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	vc_unit_wake(vc, u);
 	kfree_rcu(u, rcu);
 }
@@ -280,6 +291,7 @@ static int vc_commit(struct vc_target *vc)
 	struct vc_write *w = vc->w;
 	struct vc_unit *u, *tmp;
 	int r;
+	unsigned long flags;
 
 	if (w->failed)
 		return -EIO;
@@ -294,11 +306,11 @@ static int vc_commit(struct vc_target *vc)
 	 * The cache and resident tables now hold what the units held. A unit
 	 * with a write in flight stays, to be committed again after it.
 	 */
-	vc_publish_begin(vc);
+	vc_publish_begin(vc, flags);
 	list_for_each_entry(u, &w->dirty_units, dirty)
 		if (!u->busy && !u->inflight)
 			xa_erase(&vc->units, u->index);
-	vc_publish_end(vc);
+	vc_publish_end(vc, flags);
 	list_for_each_entry_safe(u, tmp, &w->dirty_units, dirty) {
 		if (u->busy || u->inflight)
 			continue;
@@ -317,15 +329,22 @@ out:
 	return r;
 }
 
+/* Metadata worker: a format needs what it changed on disk first. */
+int vc_commit_now(struct vc_target *vc)
+{
+	return vc_commit(vc);
+}
+
 /* The bio waits for a commit (flushes, FUA writes); then it ends. */
 void vc_complete_after_commit(struct vc_io *io)
 {
 	struct vc_write *w = io->vc->w;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&io->list, &w->flushes);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -333,10 +352,11 @@ static void vc_commit_timer(struct work_struct *work)
 {
 	struct vc_write *w = container_of(to_delayed_work(work),
 					  struct vc_write, commit_timer);
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -497,24 +517,39 @@ int vc_write_in_place(struct vc_target *vc, struct vc_io *io,
 /*----------------------------------------------------------------*/
 /* Write buffers */
 
-struct vc_wbuf *vc_wbuf_alloc(struct vc_target *vc, struct vc_io *io,
-			      sector_t host_sector, unsigned int sectors)
+/*
+ * A write buffer for @io, or NULL: then every buffer is in flight, and the
+ * worker, which frees them, must not wait for one (vc_write_starved()).
+ */
+struct vc_wbuf *vc_wbuf_get(struct vc_target *vc, struct vc_io *io)
 {
-	struct vc_write *w = vc->w;
-	unsigned int nr = DIV_ROUND_UP(sectors << SECTOR_SHIFT, PAGE_SIZE);
 	struct vc_wbuf *wb;
 
-	wb = mempool_alloc(&w->wbuf_pool, GFP_NOIO);
-	memset(wb, 0, sizeof(*wb));
+	wb = mempool_alloc(&vc->w->wbuf_pool, GFP_NOIO & ~__GFP_DIRECT_RECLAIM);
+	if (!wb)
+		return NULL;
+	memset(wb, 0, offsetof(struct vc_wbuf, pages));
 	wb->vc = vc;
 	wb->io = io;
-	wb->host_sector = host_sector;
-	wb->sectors = sectors;
-	wb->nr_pages = nr;
 	atomic_set(&wb->pending, 1);
-	vc_alloc_pages(w, wb->pages, nr);
 	INIT_LIST_HEAD(&wb->list);
 	return wb;
+}
+
+/* Its place and size; its pages are freed at write completion. */
+void vc_wbuf_prepare(struct vc_wbuf *wb, sector_t host_sector,
+		     unsigned int sectors)
+{
+	wb->host_sector = host_sector;
+	wb->sectors = sectors;
+	wb->nr_pages = DIV_ROUND_UP(sectors << SECTOR_SHIFT, PAGE_SIZE);
+	vc_alloc_pages(wb->vc->w, wb->pages, wb->nr_pages);
+}
+
+/* Metadata worker: @io waits until a write buffer is free again. */
+void vc_write_starved(struct vc_target *vc, struct vc_io *io)
+{
+	list_add_tail(&io->list, &vc->w->starved);
 }
 
 void vc_wbuf_free(struct vc_wbuf *wb)
@@ -638,12 +673,13 @@ void vc_wbuf_zero_image(struct vc_wbuf *wb, sector_t sector, sector_t len)
 static void vc_wbuf_written(struct vc_wbuf *wb)
 {
 	struct vc_write *w = wb->vc->w;
+	unsigned long flags;
 
 	vc_free_pages(w, wb->pages, wb->nr_pages);
 	wb->nr_pages = 0;
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&wb->list, &w->done_wbufs);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 }
 
@@ -725,32 +761,21 @@ void vc_wbuf_submit(struct vc_wbuf *wb)
 /*----------------------------------------------------------------*/
 /* The metadata worker */
 
-/* Serve a write (or discard, write-zeroes) that map() could not. */
+/*
+ * Serve a write (or discard, write-zeroes) that map() could not. map() cut
+ * it to one unit: the worker never allocates what only it frees.
+ */
 static void vc_write_in_worker(struct vc_target *vc, struct vc_io *io)
 {
-	struct vc_write *w = vc->w;
-	struct bio *bio = io->bio;
+	sector_t unit = vc->w->unit_sectors;
+	sector_t vsec = vc_io_vsector(io, io->bio->bi_iter);
 
-	if (w->failed) {
+	if (WARN_ON_ONCE((vsec & (unit - 1)) + bio_sectors(io->bio) > unit) ||
+	    vc->w->failed) {
 		vc_io_fail(io, -EIO);
 		return;
 	}
-	/* One unit at a time; each piece has its own state. */
-	for (;;) {
-		sector_t vsec = vc_io_vsector(io, bio->bi_iter);
-		sector_t left = w->unit_sectors - (vsec & (w->unit_sectors - 1));
-		struct bio *split;
-		struct vc_io *sio;
-
-		if (bio_sectors(bio) <= left)
-			break;
-		split = bio_split(bio, left, GFP_NOIO, &vc->split_bs);
-		bio_chain(split, bio);
-		sio = &container_of(split, struct vc_split, bio)->io;
-		vc_io_init(sio, vc, split, io->dm_bio);
-		vc->fmt->write(vc, sio);
-	}
-	io->iter = bio->bi_iter;
+	io->iter = io->bio->bi_iter;
 	vc->fmt->write(vc, io);
 }
 
@@ -777,13 +802,14 @@ static void vc_meta_work(struct work_struct *work)
 	struct vc_wbuf *wb, *wtmp;
 	struct vc_io *io, *tmp;
 	bool commit, released;
+	unsigned long flags;
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	list_splice_init(&w->done_wbufs, &done);
 	list_splice_init(&w->deferred, &deferred);
 	released = w->epoch_released;
 	w->epoch_released = false;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 
 	if (released)
 		vc_epoch_drained(w);
@@ -791,17 +817,20 @@ static void vc_meta_work(struct work_struct *work)
 		list_del(&wb->list);
 		wb->done(wb);
 	}
+	/* Buffers came back: what waited for one goes first. */
+	if (!list_empty(&done))
+		list_splice_init(&w->starved, &deferred);
 	list_for_each_entry_safe(io, tmp, &deferred, list) {
 		list_del_init(&io->list);
 		vc_write_in_worker(vc, io);
 		cond_resched();
 	}
 
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	commit = w->commit_requested || w->nr_dirty >= VC_MAX_DIRTY_UNITS;
 	w->commit_requested = false;
 	list_splice_init(&w->flushes, &flushes);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	if (commit || !list_empty(&flushes))
 		vc_end_flushes(vc, &flushes, vc_commit(vc));
 	vc_epoch_switch(w);
@@ -815,6 +844,7 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 	struct vc_extent ext;
 	sector_t len;
 	int r;
+	unsigned long flags;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		/* DM core sends flushes without data. */
@@ -848,28 +878,33 @@ int vc_map_write(struct vc_target *vc, struct vc_io *io)
 
 	io->epoch = vc_epoch_get(vc);
 	if (bio_op(bio) == REQ_OP_DISCARD)
-		goto defer;
+		goto defer_unit;
 	r = vc_lookup(vc, vc_io_vsector(io, bio->bi_iter), bio_sectors(bio),
 		      VC_MAP_NOWAIT, &ext);
 	if (r == -EWOULDBLOCK)
-		goto defer;
+		goto defer_unit;
 	if (r) {
 		vc_epoch_put(io);
 		return DM_MAPIO_KILL;
 	}
 	if (ext.kind != VC_EXT_DATA || !(ext.flags & VC_EXT_IN_PLACE))
-		goto defer;
+		goto defer_unit;
 	len = round_down(ext.len, unit);
 	if (!len)
-		goto defer;
+		goto defer_unit;
 	if (len < bio_sectors(bio))
 		dm_accept_partial_bio(bio, len);
 	return vc_write_in_place(vc, io, &ext, false);
 
-defer:
-	spin_lock(&w->lock);
+defer_unit:
+	/* The worker serves one unit per bio; DM core sends the rest again. */
+	len = w->unit_sectors - (vc_io_vsector(io, bio->bi_iter) &
+				 (w->unit_sectors - 1));
+	if (len < bio_sectors(bio))
+		dm_accept_partial_bio(bio, len);
+	spin_lock_irqsave(&w->lock, flags);
 	list_add_tail(&io->list, &w->deferred);
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 	return DM_MAPIO_SUBMITTED;
 }
@@ -904,6 +939,7 @@ int vc_write_init(struct vc_target *vc)
 	INIT_LIST_HEAD(&w->flushes);
 	INIT_LIST_HEAD(&w->done_wbufs);
 	INIT_LIST_HEAD(&w->dirty_units);
+	INIT_LIST_HEAD(&w->starved);
 	INIT_LIST_HEAD(&w->releases);
 	INIT_LIST_HEAD(&w->draining_releases);
 	init_waitqueue_head(&w->idle_wait);
@@ -977,11 +1013,12 @@ static bool vc_write_idle(struct vc_write *w)
 void vc_write_suspend(struct vc_target *vc)
 {
 	struct vc_write *w = vc->w;
+	unsigned long flags;
 
 	cancel_delayed_work_sync(&w->commit_timer);
-	spin_lock(&w->lock);
+	spin_lock_irqsave(&w->lock, flags);
 	w->commit_requested = true;
-	spin_unlock(&w->lock);
+	spin_unlock_irqrestore(&w->lock, flags);
 	vc_kick(w);
 	flush_work(&w->work);
 	/* The commit started a drain; with no bios it ends at once. */

@@ -265,6 +265,7 @@ bool vc_write_failed(struct vc_target *vc);
 int vc_write_in_place(struct vc_target *vc, struct vc_io *io,
 		      const struct vc_extent *ext, bool in_worker);
 void vc_complete_after_commit(struct vc_io *io);
+int vc_commit_now(struct vc_target *vc);
 struct percpu_ref *vc_epoch_get(struct vc_target *vc);
 void vc_epoch_put(struct vc_io *io);
 /* Metadata worker: call ->release(@a, @b) once no bio can use it. */
@@ -320,8 +321,10 @@ struct vc_wbuf {
 	struct page *pages[VC_WBUF_MAX_PAGES];
 };
 
-struct vc_wbuf *vc_wbuf_alloc(struct vc_target *vc, struct vc_io *io,
-			      sector_t host_sector, unsigned int sectors);
+struct vc_wbuf *vc_wbuf_get(struct vc_target *vc, struct vc_io *io);
+void vc_wbuf_prepare(struct vc_wbuf *wb, sector_t host_sector,
+		     unsigned int sectors);
+void vc_write_starved(struct vc_target *vc, struct vc_io *io);
 void vc_wbuf_free(struct vc_wbuf *wb);
 /* Fill sectors [@off, @off + @len) of @wb with zeros, a read or a copy. */
 void vc_wbuf_fill_zero(struct vc_wbuf *wb, unsigned int off, unsigned int len);
@@ -453,18 +456,26 @@ static inline bool vc_lookup_retry(struct vc_target *vc, unsigned int seq)
 	return read_seqcount_retry(&vc->publish_seq, seq);
 }
 
-/* Metadata worker: make changes visible to lookups atomically. */
-static inline void vc_publish_begin(struct vc_target *vc)
-{
-	spin_lock(&vc->publish_lock);
-	write_seqcount_begin(&vc->publish_seq);
-}
+/*
+ * Metadata worker: make changes visible to lookups atomically. Interrupts
+ * are off meanwhile, so a lookup in interrupt context on this CPU never
+ * spins on a writer it interrupted.
+ */
+#define vc_publish_begin(vc, flags)					\
+	do {								\
+		struct vc_target *__vc = (vc);				\
+									\
+		spin_lock_irqsave(&__vc->publish_lock, flags);		\
+		write_seqcount_begin(&__vc->publish_seq);		\
+	} while (0)
 
-static inline void vc_publish_end(struct vc_target *vc)
-{
-	write_seqcount_end(&vc->publish_seq);
-	spin_unlock(&vc->publish_lock);
-}
+#define vc_publish_end(vc, flags)					\
+	do {								\
+		struct vc_target *__vc = (vc);				\
+									\
+		write_seqcount_end(&__vc->publish_seq);			\
+		spin_unlock_irqrestore(&__vc->publish_lock, flags);	\
+	} while (0)
 
 /* The unit of @index, if any; the caller holds rcu_read_lock(). */
 static inline struct vc_unit *vc_unit_find(struct vc_target *vc,

@@ -49,37 +49,24 @@ expect_raw() {
 	qemu-img convert $SECRETS --image-opts "$2" -O raw "$1"
 }
 
-# map_cmp TEST IMG RAW OPEN-ARGS... [< stdin]: open, compare with RAW, close.
-map_cmp() {
-	local _t=$1 img=$2 raw=$3 name=$P-$RANDOM
-	shift 3
-	at_exit close_quiet "$name"
-	cli "$_t: open" 0 "" "$TOOL" open "$@" "$img" "$name" || return 1
-	tap_check "$_t: same data as qemu-img convert" cmp "/dev/mapper/$name" "$raw"
-	LAST=$name
-	if [ -z "${KEEP:-}" ]; then
-		cli "$_t: close" 0 "" "$TOOL" close "$name"
-		tap_check "$_t: nothing left behind" nothing_left "$name" "$W/$img"
-	fi
-}
-
 printf pw-one >pw1
 printf pw-two >pw2
+printf wrong >wrongpw
 
 # 1. default cipher (aes-256-xts-plain64, sha256), 64 KiB clusters
 SECRETS="--object secret,id=sec0,data=pw-one"
 mkluks a.qcow2 16M pw-one "" && fill a.qcow2 "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0" "${PATTERN[@]}" &&
 	expect_raw a.raw "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0" ||
 	skip_all "qemu-img/qemu-io cannot make LUKS images"
-map_cmp "aes-xts, --key-file" a.qcow2 a.raw --key-file pw1
-map_cmp "passphrase line on stdin" a.qcow2 a.raw <<<"pw-one"
+open_cmp "aes-xts, --key-file" a.qcow2 a.raw --key-file pw1
+open_cmp "passphrase line on stdin" a.qcow2 a.raw <<<"pw-one"
 name=$P-stdin
 at_exit close_quiet "$name"
 open_stdin() { printf pw-one | "$TOOL" open --key-file - a.qcow2 "$name"; }
 cli "--key-file -: open" 0 "" open_stdin &&
 	tap_check "--key-file -: same data" cmp "/dev/mapper/$name" a.raw
 cli "--key-file -: close" 0 "" "$TOOL" close "$name"
-map_cmp "--readonly, --allow-discards accepted" a.qcow2 a.raw --key-file pw1 --readonly --allow-discards
+open_cmp "--readonly, --allow-discards accepted" a.qcow2 a.raw --key-file pw1 --readonly --allow-discards
 
 # 2. ciphers, hashes and cluster sizes
 variant() {
@@ -90,7 +77,7 @@ variant() {
 	}
 	fill "$v.qcow2" "driver=qcow2,file.filename=$v.qcow2,encrypt.key-secret=sec0" "${PATTERN[@]}"
 	expect_raw "$v.raw" "driver=qcow2,file.filename=$v.qcow2,encrypt.key-secret=sec0"
-	map_cmp "$v" "$v.qcow2" "$v.raw" --key-file pw1
+	open_cmp "$v" "$v.qcow2" "$v.raw" --key-file pw1
 	rm -f "$v.qcow2" "$v.raw"
 }
 variant cbc-essiv "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256" 65536
@@ -103,8 +90,8 @@ if qemu_retry qemu-img amend --object secret,id=sec0,data=pw-one \
 	--object secret,id=sec1,data=pw-two \
 	--image-opts "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=sec0" \
 	-o encrypt.state=active,encrypt.new-secret=sec1,encrypt.keyslot=3,encrypt.iter-time=10; then
-	map_cmp "second passphrase in key slot 3" a.qcow2 a.raw --key-file pw2
-	map_cmp "--key-slot 3" a.qcow2 a.raw --key-file pw2 --key-slot 3
+	open_cmp "second passphrase in key slot 3" a.qcow2 a.raw --key-file pw2
+	open_cmp "--key-slot 3" a.qcow2 a.raw --key-file pw2 --key-slot 3
 	cli "--key-slot 0 with slot 3's passphrase: exit 2" 2 "matches the passphrase" \
 		"$TOOL" open --key-file pw2 --key-slot 0 a.qcow2 "$P-ks"
 	cli "--key-slot 5 (inactive): exit 1" 1 "key slot 5 of a.qcow2 is not in use" \
@@ -115,7 +102,7 @@ fi
 
 # 4. wrong passphrase
 cli "wrong passphrase: exit 2" 2 "no key slot of a.qcow2 matches the passphrase" \
-	"$TOOL" open --key-file /dev/null a.qcow2 "$P-wrong"
+	"$TOOL" open --key-file wrongpw a.qcow2 "$P-wrong"
 tap_check "wrong passphrase: nothing left behind" nothing_left "$P-wrong" "$W/a.qcow2"
 cli "no passphrase (stdin empty, not a terminal): exit 1" 1 "needs a passphrase" \
 	"$TOOL" open a.qcow2 "$P-wrong"
@@ -155,7 +142,7 @@ mkluks top-same.qcow2 16M pw-one "" -b base.qcow2 -F qcow2 &&
 	fill top-same.qcow2 "driver=qcow2,file.filename=top-same.qcow2,encrypt.key-secret=sec0,backing.encrypt.key-secret=sec0" \
 		-c "write -P 0xee 1056k 8k" -c "write -P 0xdd 0 4k" -c "write -z 9M 4k"
 expect_raw top-same.raw "driver=qcow2,file.filename=top-same.qcow2,encrypt.key-secret=sec0,backing.encrypt.key-secret=sec0"
-KEEP=1 map_cmp "LUKS over LUKS, one passphrase" top-same.qcow2 top-same.raw --key-file pw1
+KEEP=1 open_cmp "LUKS over LUKS, one passphrase" top-same.qcow2 top-same.raw --key-file pw1
 cli "chain: status shows the lower layer" 0 "layer 1:      $LAST-L1" "$TOOL" status "$LAST"
 tap_check "chain: lower layer is hidden but has a node" test -b "/dev/mapper/$LAST-L1"
 tap_check "chain: DM UUIDs" sh -c "dmsetup info -c --noheadings -o uuid $LAST-L1 | grep -q '^VHDCRYPT-QCOW2-.*-$LAST-L1\$'"
@@ -166,7 +153,7 @@ mkluks top-diff.qcow2 16M pw-two "" -b base.qcow2 -F qcow2 &&
 	fill top-diff.qcow2 "driver=qcow2,file.filename=top-diff.qcow2,encrypt.key-secret=sec1,backing.encrypt.key-secret=sec0" \
 		-c "write -P 0xcc 2M 64k"
 expect_raw top-diff.raw "driver=qcow2,file.filename=top-diff.qcow2,encrypt.key-secret=sec1,backing.encrypt.key-secret=sec0"
-map_cmp "LUKS over LUKS, one passphrase per image on stdin" top-diff.qcow2 top-diff.raw <<<$'pw-two\npw-one'
+open_cmp "LUKS over LUKS, one passphrase per image on stdin" top-diff.qcow2 top-diff.raw <<<$'pw-two\npw-one'
 cli "different passphrases, --key-file: exit 2 naming the base" 2 "no key slot of base.qcow2" \
 	"$TOOL" open --key-file pw2 top-diff.qcow2 "$P-diff"
 tap_check "failed chain open: nothing left behind" nothing_left "$P-diff" "$W/top-diff.qcow2" "$W/base.qcow2"
@@ -176,20 +163,20 @@ qemu-io -f qcow2 "${PATTERN[@]}" plainbase.qcow2 >/dev/null
 mkluks lukstop.qcow2 16M pw-one "" -b plainbase.qcow2 -F qcow2 &&
 	fill lukstop.qcow2 "driver=qcow2,file.filename=lukstop.qcow2,encrypt.key-secret=sec0" -c "write -P 0x77 5M 12k"
 expect_raw lukstop.raw "driver=qcow2,file.filename=lukstop.qcow2,encrypt.key-secret=sec0"
-map_cmp "LUKS over a plain qcow2" lukstop.qcow2 lukstop.raw --key-file pw1
+open_cmp "LUKS over a plain qcow2" lukstop.qcow2 lukstop.raw --key-file pw1
 
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 plaintop.qcow2
 fill plaintop.qcow2 "driver=qcow2,file.filename=plaintop.qcow2,backing.encrypt.key-secret=sec0" \
 	-c "write -P 0x44 3M 8k"
 expect_raw plaintop.raw "driver=qcow2,file.filename=plaintop.qcow2,backing.encrypt.key-secret=sec0"
-map_cmp "plain qcow2 over LUKS" plaintop.qcow2 plaintop.raw --key-file pw1
+open_cmp "plain qcow2 over LUKS" plaintop.qcow2 plaintop.raw --key-file pw1
 
 qemu-img create -q -f raw base.img 16M
 qemu-io -f raw "${PATTERN[@]}" base.img >/dev/null
 mkluks overraw.qcow2 16M pw-one "" -b base.img -F raw &&
 	fill overraw.qcow2 "driver=qcow2,file.filename=overraw.qcow2,encrypt.key-secret=sec0" -c "write -P 0x99 7M 4k"
 expect_raw overraw.raw "driver=qcow2,file.filename=overraw.qcow2,encrypt.key-secret=sec0"
-KEEP=1 map_cmp "LUKS over a raw backing file" overraw.qcow2 overraw.raw --key-file pw1
+KEEP=1 open_cmp "LUKS over a raw backing file" overraw.qcow2 overraw.raw --key-file pw1
 cli "raw backing: status names it" 0 "(raw, /dev/loop" "$TOOL" status "$LAST"
 cli "raw backing: close" 0 "" "$TOOL" close "$LAST"
 tap_check "raw backing: nothing left behind" nothing_left "$LAST" "$W/overraw.qcow2" "$W/base.img"
@@ -200,7 +187,7 @@ if qemu-img create -q -f qcow2 $SECRETS -o encrypt.format=aes,encrypt.key-secret
 	fill aes.qcow2 "driver=qcow2,file.filename=aes.qcow2,encrypt.key-secret=sec0" "${PATTERN[@]}" &&
 	expect_raw aes.raw "driver=qcow2,file.filename=aes.qcow2,encrypt.key-secret=sec0"; then
 	printf legacy-pw >lpw
-	KEEP=1 map_cmp "legacy AES-CBC qcow2" aes.qcow2 aes.raw --key-file lpw
+	KEEP=1 open_cmp "legacy AES-CBC qcow2" aes.qcow2 aes.raw --key-file lpw
 	cli "legacy AES: status" 0 "encryption:   aes" "$TOOL" status "$LAST"
 	cli "legacy AES: close" 0 "" "$TOOL" close "$LAST"
 	cli "probe legacy AES" 0 "VHDCRYPT_ENCRYPTION=aes" "$TOOL" probe aes.qcow2

@@ -3,8 +3,9 @@
 # timeout=600
 #
 # vhdcryptsetup error paths: each must fail with one clear line and the
-# documented exit code (1 wrong parameters, 2 bad key, 4 wrong device,
-# 5 exists or busy) and leave no dm or loop device behind.  Usage errors,
+# documented exit code, as cryptsetup's (1 wrong parameters, not an image or
+# damaged, 2 bad key, 4 no such image or device, 5 exists or busy) and leave
+# no dm or loop device behind.  Usage errors,
 # non-images, damaged images, a missing parent or backing file, a replaced
 # parent, a name that exists, an image already in use, close while open,
 # close/status of unknown or foreign devices, a missing kernel target; and
@@ -50,33 +51,35 @@ cli "no command: exit 1" 1 "Usage:" "$TOOL"
 cli "unknown command: exit 1" 1 "unknown command" "$TOOL" frob x
 cli "unknown option: exit 1" 1 "unknown option" "$TOOL" open --frob plain.qcow2 x
 cli "open without a name: exit 1" 1 "needs <image> <name>" "$TOOL" open plain.qcow2
-cli "bad --type: exit 1" 1 "unknown --type" "$TOOL" open --type raw plain.qcow2 x
+cli "bad --type: exit 1" 1 "unknown --type" "$TOOL" open --type vmdk plain.qcow2 x
 cli "name too long: exit 1" 1 "longer than 64" "$TOOL" open plain.qcow2 "$(printf 'n%.0s' $(seq 65))"
 cli "name with a slash: exit 1" 1 "contains '/'" "$TOOL" open plain.qcow2 a/b
 
-# 2. wrong device: exit 4
-cli "image does not exist: exit 4" 4 "cannot open image nonexistent" "$TOOL" open nonexistent "$P-x"
+# 2. not an image, or damaged: exit 1 (cryptsetup: "not a valid LUKS device")
 head -c 1M /dev/urandom >random.bin
-cli "not an image: exit 4" 4 "random.bin is not a VHD or qcow2 image" "$TOOL" open random.bin "$P-x"
-cli "probe not an image: exit 4" 4 "is not a VHD or qcow2 image" "$TOOL" probe random.bin
+cli "not an image: exit 1" 1 "random.bin is not a VHD or qcow2 image" "$TOOL" open random.bin "$P-x"
+cli "probe not an image: exit 1" 1 "is not a VHD or qcow2 image" "$TOOL" probe random.bin
 tap_check "probe not an image: nothing on stdout" test ! -s "$SELFTEST_TMP/.cli"
-cli "--type mismatch: exit 4" 4 "is not a vhd image" "$TOOL" open --type vhd plain.qcow2 "$P-x"
+cli "--type mismatch: exit 1" 1 "is not a vhd image" "$TOOL" open --type vhd plain.qcow2 "$P-x"
 cp --sparse=always aes256xts.vhd broken.vhd
 $IMGTOOL xor broken.vhd -412 0x40 >/dev/null && $IMGTOOL xor broken.vhd 100 0x40 >/dev/null
-cli "damaged VHD footers: exit 4" 4 "bad VHD footer checksum" "$TOOL" open --key-dir keys broken.vhd "$P-x"
+cli "damaged VHD footers: exit 1" 1 "bad VHD footer checksum" "$TOOL" open --key-dir keys broken.vhd "$P-x"
 cp plain.qcow2 broken.qcow2
 $IMGTOOL poke broken.qcow2 20 4 30 >/dev/null
-cli "damaged qcow2 header: exit 4" 4 "cluster size out of range" "$TOOL" open broken.qcow2 "$P-x"
-mkdir -p lonely
-cp --sparse=always child-own.vhd lonely/
-cli "missing parent: exit 4, naming the path tried" 4 \
-	"parent image of lonely/child-own.vhd not found: tried lonely/./parent.vhd" \
-	"$TOOL" open --key-dir keys lonely/child-own.vhd "$P-x"
+cli "damaged qcow2 header: exit 1" 1 "cluster size out of range" "$TOOL" open broken.qcow2 "$P-x"
 mkdir -p replaced
 cp --sparse=always child-own.vhd replaced/
 cp --sparse=always aes256xts.vhd replaced/parent.vhd
-cli "replaced parent: exit 4" 4 "(the parent was replaced)" \
+cli "replaced parent: exit 1" 1 "(the parent was replaced)" \
 	"$TOOL" open --key-dir keys replaced/child-own.vhd "$P-x"
+
+# 3. no such image or device: exit 4
+cli "image does not exist: exit 4" 4 "cannot open image nonexistent" "$TOOL" open nonexistent "$P-x"
+mkdir -p lonely
+cp --sparse=always child-own.vhd lonely/
+cli "missing parent: exit 4, naming the path tried" 4 \
+	"parent image of lonely/child-own.vhd not found: tried lonely/parent.vhd; restore" \
+	"$TOOL" open --key-dir keys lonely/child-own.vhd "$P-x"
 qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 -u orphan.qcow2 8M
 cli "missing backing file: exit 4, naming the path tried" 4 \
 	"backing file of orphan.qcow2 not found: tried gone.qcow2" "$TOOL" open orphan.qcow2 "$P-x"
@@ -87,13 +90,13 @@ cli "close of a foreign device: exit 4" 4 "is not a vhdcrypt device" "$TOOL" clo
 cli "status of a foreign device: exit 4" 4 "is not a vhdcrypt device" "$TOOL" status "$P-lin"
 tap_check "the foreign device is still there" dmsetup info "$P-lin"
 
-# 3. bad key: exit 2
+# 4. bad key: exit 2
 cli "OpenXT wrong key: exit 2" 2 "(wrong key)" \
 	"$TOOL" open --key-file keys/parent,aes-xts-plain,512.key aes256xts.vhd "$P-x"
 tap_check "after the failures: nothing left behind" nothing_left "$P-x" \
 	"$W/broken.vhd" "$W/aes256xts.vhd" "$W/lonely/child-own.vhd" "$W/orphan.qcow2" "$W/plain.qcow2"
 
-# 4. exists or busy: exit 5
+# 5. exists or busy: exit 5
 name=$P-busy
 at_exit close_quiet "$name"
 if cli "open a chain" 0 "" "$TOOL" open --key-dir keys child-own.vhd "$name"; then
@@ -119,7 +122,7 @@ cli "a lower-layer name that exists: exit 5" 5 "$P-L-L1 (a lower layer name) alr
 tap_check "lower-layer clash: nothing left behind" \
 	sh -c "! dmsetup info $P-L >/dev/null 2>&1 && [ -z \"\$(losetup -j $W/child-own.vhd)\" ]"
 
-# 5. an image on a block device the caller owns
+# 6. an image on a block device the caller owns
 loop=$(new_loop "$W/plain.qcow2" --ro)
 name=$P-blk
 at_exit close_quiet "$name"
@@ -131,17 +134,35 @@ if cli "open a block device" 0 "" "$TOOL" open "$loop" "$name"; then
 	tap_check "block device: the caller's loop device is left alone" test -n "$(losetup -j "$W/plain.qcow2")"
 fi
 
-# 6. no kernel target
+# 7. no kernel target: found before any passphrase, key derivation or loop device
+qemu_retry qemu-img create -q -f qcow2 --object secret,id=s,data=pw \
+	-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 luks.qcow2 8M
 if [ -z "$(dmsetup table --target vhdcrypt 2>/dev/null | grep -v '^No devices')" ] &&
 	rmmod dm_vhdcrypt 2>/dev/null; then
 	cp plain.qcow2 plain2.qcow2
-	cli "no vhdcrypt target: exit 1" 1 "vhdcrypt kernel target is not available" \
+	cli "no vhdcrypt target: exit 1" 1 \
+		"vhdcrypt kernel target is not available; load the dm-vhdcrypt module (modprobe dm-vhdcrypt)" \
 		"$TOOL" open plain2.qcow2 "$P-nomod"
 	tap_check "no vhdcrypt target: nothing left behind" nothing_left "$P-nomod" "$W/plain2.qcow2"
+	# stdin is empty: a passphrase asked for first would fail with "standard input is empty"
+	cli "no vhdcrypt target: said before the passphrase" 1 "load the dm-vhdcrypt module" \
+		"$TOOL" open luks.qcow2 "$P-nomod" </dev/null
+	tap_check "no vhdcrypt target: no loop device attached" nothing_left "$P-nomod" "$W/luks.qcow2"
 	load_vhdcrypt
 	tap_check "module reloaded" test -d /sys/module/dm_vhdcrypt
 else
 	tap_skip "no vhdcrypt target" "the module is in use"
+fi
+
+# 8. not root: the exit codes of cryptsetup's binary (open and status 1, close 4)
+if command -v setpriv >/dev/null; then
+	nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	cli "not root: open exits 1" 1 "running as a non-root user; run as root" \
+		nobody "$TOOL" open plain.qcow2 "$P-nr"
+	cli "not root: status exits 1" 1 "running as a non-root user" nobody "$TOOL" status "$P-nr"
+	cli "not root: close exits 4" 4 "running as a non-root user" nobody "$TOOL" close "$P-nr"
+else
+	tap_skip "not root" "no setpriv"
 fi
 
 tap_done

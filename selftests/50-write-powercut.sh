@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# timeout=1800
+# timeout=1800 (make check-full: VHDCRYPT_FULL=1 runs for hours)
 #
 # Power cuts during allocating writes. dm-log-writes under the image device
 # logs every write the target issues, with every flush; the workload (wlog)
@@ -13,6 +13,7 @@
 #   - hold every write acknowledged before the last completed flush (read
 #     through a read-only vhdcrypt mapping of the rebuilt image).
 #
+# VHDCRYPT_FULL=1 (make check-full): every kind, over 100 flushes each.
 # VHDCRYPT_POWERCUT_KINDS: image kinds (lib-write.sh; default: a sample)
 # VHDCRYPT_POWERCUT_WRITES: writes per run (default 80: about 13 flushes;
 # make check-full uses 700, over 100 flushes per kind)
@@ -26,9 +27,15 @@ start_image_test qemu-img cryptsetup
 [ -x "$WLOG" ] && [ -x "$RL" ] || skip_all "selftests/tools not built (make selftests-tools)"
 modprobe dm_log_writes 2>/dev/null || skip_all "no dm-log-writes module"
 
-KINDS=${VHDCRYPT_POWERCUT_KINDS:-qcow2-luks vhd-openxt}
-WRITES=${VHDCRYPT_POWERCUT_WRITES:-80}
-RANDOM_POINTS=${VHDCRYPT_POWERCUT_RANDOM:-4}
+if [ -n "${VHDCRYPT_FULL:-}" ]; then
+	KINDS=${VHDCRYPT_POWERCUT_KINDS:-qcow2 qcow2-512 qcow2-extl2 qcow2-v2 qcow2-luks vhd vhd-openxt}
+	WRITES=${VHDCRYPT_POWERCUT_WRITES:-700}
+	RANDOM_POINTS=${VHDCRYPT_POWERCUT_RANDOM:-40}
+else
+	KINDS=${VHDCRYPT_POWERCUT_KINDS:-qcow2-luks vhd-openxt}
+	WRITES=${VHDCRYPT_POWERCUT_WRITES:-80}
+	RANDOM_POINTS=${VHDCRYPT_POWERCUT_RANDOM:-4}
+fi
 SIZE=16M
 
 # check_point NAME AT...: the rebuilt image's structure and data.

@@ -200,6 +200,22 @@ discard_case() {
 run_case "discard and write-zeroes, qcow2" discard_case qcow2
 run_case "discard and write-zeroes, vhd" discard_case vhd
 
+# Fill the whole virtual disk, then check it all.
+fill_case() {
+	local kind=$1 img=$WORK/fill.img
+	wimg_make "$kind" "$img" 16M && wimg_grow "$img" || return 1
+	run_writes "$img" --writes 64 --min-size 262144 --max-size 262144 --direct &&
+		map_rw "$img" || return 1
+	# Every sector once more, in 1 MiB writes, then the whole disk verified.
+	dd if="$WORK/fill.pattern" of="$(dev rw)" bs=1M oflag=direct status=none 2>/dev/null
+	dm_remove "$CASE_PREFIX-rw"
+	wimg_check "$img" && wimg_plain "$img" "$WORK/plain.raw" &&
+		cmp "$WORK/plain.raw" "$WORK/fill.pattern"
+}
+head -c 16M /dev/urandom >"$WORK/fill.pattern"
+run_case "fill the whole disk, qcow2-luks" fill_case qcow2-luks
+run_case "fill the whole disk, vhd-openxt" fill_case vhd-openxt
+
 # A device without room: ENOSPC, and the image stays consistent.
 enospc_case() {
 	local img=$WORK/small.img

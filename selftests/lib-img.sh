@@ -226,3 +226,30 @@ expect_load_fail() {
 	fi
 	failure_explained
 }
+
+# ---------------------------------------------------------------------------
+# cgroup v2
+
+# cgroup_child CONTROLLER NAME: a new group NAME under the cgroup v2 root
+# with CONTROLLER (io, memory...) enabled for it, its path in $CGROUP,
+# removed at exit.  cgroup2 is mounted on /sys/fs/cgroup first if nothing
+# is (the selftest VM mounts none).
+cgroup_child() {
+	local root=/sys/fs/cgroup
+	if ! grep -q "^[^ ]* $root cgroup2 " /proc/mounts; then
+		mount -t cgroup2 none "$root" || return 1
+		at_exit umount "$root"
+	fi
+	grep -qw "$1" "$root/cgroup.controllers" || { echo "cgroup v2 has no $1 controller"; return 1; }
+	echo "+$1" >"$root/cgroup.subtree_control" || return 1
+	CGROUP=$root/$2
+	mkdir "$CGROUP" && at_exit rmdir "$CGROUP"
+}
+
+# spawn_in_cgroup DIR CMD...: start CMD in the background inside the cgroup
+# DIR; its pid (CMD's own, for kill and wait) in $SPAWNED.
+spawn_in_cgroup() {
+	# shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+	sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@" &
+	SPAWNED=$!
+}

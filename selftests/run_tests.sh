@@ -13,7 +13,8 @@
 #                userspace/vhdcryptsetup)
 #
 # Each test runs with a timeout read from a "# timeout=SECONDS" comment in
-# its first 10 lines (default 300) and its output is shown indented under a
+# its first 10 lines (default 300; times VHDCRYPT_TIMEOUT_SCALE, default 1)
+# and its output is shown indented under a
 # header.  Counted are the TAP result lines: "ok" (passed), "not ok" (failed),
 # "ok ... # SKIP" (skipped); a file that is skipped as a whole counts as one
 # skip; a file that times out, crashes, fails without a "not ok" line or runs
@@ -93,7 +94,7 @@ for t in "${tests[@]}"; do
 		continue
 	fi
 	limit=$(sed -n '1,10s/^#[[:space:]]*timeout=\([0-9][0-9]*\).*/\1/p' "$t" | head -n 1)
-	limit=${limit:-300}
+	limit=$((${limit:-300} * ${VHDCRYPT_TIMEOUT_SCALE:-1}))
 	echo "=== $name (timeout ${limit}s)"
 
 	devices | sort >"$work/before"

@@ -61,8 +61,43 @@ out:
 	return r;
 }
 
-void vc_blkid_encode(const char *in, char *out, size_t len)
+int vc_blkid_partitions(const char *path, uint64_t dev_sectors, struct vc_partition *parts,
+			int max)
 {
-	if (blkid_encode_string(in, out, len) != 0)
-		snprintf(out, len, "%s", "");
+	blkid_partlist ls;
+	blkid_partition p;
+	blkid_probe pr;
+	blkid_loff_t start, size;
+	int i, n = 0, count;
+
+	pr = blkid_new_probe_from_filename(path);
+	if (!pr)
+		return -errno ? -errno : -ENOMEM;
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	ls = blkid_probe_get_partitions(pr);
+	count = ls ? blkid_partlist_numof_partitions(ls) : 0;
+	for (i = 0; i < count && n < max; i++) {
+		p = blkid_partlist_get_partition(ls, i);
+		if (!p || blkid_partition_is_extended(p))
+			continue;
+		start = blkid_partition_get_start(p);
+		size = blkid_partition_get_size(p);
+		/* the table is the image's: untrusted */
+		if (start <= 0 || size <= 0 || (uint64_t)start >= dev_sectors ||
+		    (uint64_t)size > dev_sectors - (uint64_t)start ||
+		    blkid_partition_get_partno(p) <= 0)
+			continue;
+		parts[n].number = blkid_partition_get_partno(p);
+		parts[n].start = start;
+		parts[n].sectors = size;
+		n++;
+	}
+	blkid_free_probe(pr);
+	return n;
+}
+
+char *vc_blkid_devname(dev_t devt)
+{
+	return blkid_devno_to_devname(devt);
 }

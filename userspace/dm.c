@@ -4,8 +4,7 @@
  *
  * Devices are created in one DM_DEVICE_CREATE task (create + table load +
  * resume) with a udev cookie, so that /dev/mapper/<name> exists when the
- * call returns, and read-only (the vhdcrypt target of this release refuses
- * writable tables). Tables that carry a key use dm_task_secure_data() so the
+ * call returns. Tables that carry a key use dm_task_secure_data() so the
  * kernel wipes its ioctl buffer copies.
  */
 #include <errno.h>
@@ -20,6 +19,7 @@
 #include <libdevmapper.h>
 
 #include "dm.h"
+#include "table.h"
 #include "util.h"
 
 static char vc_dm_lasterr[512];
@@ -50,19 +50,17 @@ void vc_dm_init(void)
 	dm_udev_set_sync_support(1);
 }
 
-int vc_dm_check(void)
+int vc_dm_check(int exit_code)
 {
 	char v[64];
 
-	if (access("/dev/mapper/control", F_OK) < 0 && access("/dev/device-mapper", F_OK) < 0) {
-		/* libdevmapper creates the control node itself if dm_mod is loaded */
-	}
-	if (!dm_driver_version(v, sizeof(v)))
-		return vc_fail(geteuid() ? -EPERM : -ENODEV,
-			       "cannot use device-mapper%s; %s",
-			       geteuid() ? " (permission denied)" : "",
-			       geteuid() ? "run as root" : "load the dm_mod kernel module");
-	return 0;
+	if (dm_driver_version(v, sizeof(v)))
+		return 0;
+	if (geteuid())
+		return vc_fail_exit(exit_code, -EPERM, "cannot use device-mapper, running as "
+				    "a non-root user; run as root");
+	return vc_fail_exit(exit_code, -ENODEV, "cannot use device-mapper; load the dm_mod "
+			    "kernel module (modprobe dm_mod)");
 }
 
 static int vc_dm_errno(struct dm_task *dmt)
@@ -72,48 +70,64 @@ static int vc_dm_errno(struct dm_task *dmt)
 	return e > 0 ? -e : -EINVAL;
 }
 
-int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
-		 const char *params, bool secure, bool hidden)
+int vc_dm_create_dev(const struct vc_dm_new *n)
 {
 	struct dm_task *dmt;
 	uint32_t cookie = 0;
 	uint16_t flags = 0;
 	int r = 0;
 
-	if (hidden)
+	if (n->hidden)
 		flags |= DM_UDEV_DISABLE_DISK_RULES_FLAG | DM_UDEV_DISABLE_OTHER_RULES_FLAG;
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)
 		return vc_fail(-ENOMEM, "out of memory");
 	vc_dm_lasterr[0] = '\0';
-	if (!dm_task_set_name(dmt, name) || !dm_task_set_uuid(dmt, uuid) ||
-	    !dm_task_add_target(dmt, 0, sectors, VC_DM_TARGET, params) ||
-	    !dm_task_set_ro(dmt) || (secure && !dm_task_secure_data(dmt)) ||
+	if (!dm_task_set_name(dmt, n->name) || !dm_task_set_uuid(dmt, n->uuid) ||
+	    !dm_task_add_target(dmt, 0, n->sectors, n->target, n->params) ||
+	    (!n->writable && !dm_task_set_ro(dmt)) || (n->secure && !dm_task_secure_data(dmt)) ||
 	    !dm_task_set_add_node(dmt, DM_ADD_NODE_ON_CREATE) ||
 	    !dm_task_set_cookie(dmt, &cookie, flags)) {
-		r = vc_fail(-ENOMEM, "cannot prepare the device-mapper request for %s", name);
+		r = vc_fail(-ENOMEM, "cannot prepare the device-mapper request for %s", n->name);
 		goto out;
 	}
 	if (!dm_task_run(dmt)) {
-		unsigned int v[3];
-
 		r = vc_dm_errno(dmt);
 		if (r == -EEXIST || r == -EBUSY)
 			r = vc_fail(r, "device %s already exists (or its DM UUID is in use); "
-				    "close it first", name);
-		else if (r == -EINVAL && vc_dm_target_version(VC_DM_TARGET, v) == -ENOENT)
-			r = vc_fail_exit(1, -ENODEV, "the vhdcrypt kernel target is not available; "
-					 "load the dm-vhdcrypt module (modprobe dm-vhdcrypt or "
-					 "insmod dm-vhdcrypt.ko)");
+				    "close it first", n->name);
 		else
-			r = vc_fail(r, "the kernel refused the vhdcrypt table of %s: %s; "
-				    "see dmesg for the reason", name, strerror(-r));
+			r = vc_fail(r, "the kernel refused the %s%s table of %s: %s; "
+				    "see dmesg for the reason", n->writable ? "writable " : "",
+				    n->target, n->name, strerror(-r));
 	}
 out:
 	if (cookie)
 		dm_udev_wait(cookie);
 	dm_task_destroy(dmt);
 	return r;
+}
+
+int vc_dm_create(const char *name, const char *uuid, uint64_t sectors,
+		 const char *params, bool secure, bool hidden)
+{
+	struct vc_dm_new n = {
+		.name = name, .uuid = uuid, .target = VC_DM_TARGET, .sectors = sectors,
+		.params = params, .secure = secure, .hidden = hidden,
+	};
+
+	return vc_dm_create_dev(&n);
+}
+
+int vc_dm_create_rw(const char *name, const char *uuid, uint64_t sectors,
+		    const char *params, bool secure)
+{
+	struct vc_dm_new n = {
+		.name = name, .uuid = uuid, .target = VC_DM_TARGET, .sectors = sectors,
+		.params = params, .secure = secure, .hidden = true, .writable = true,
+	};
+
+	return vc_dm_create_dev(&n);
 }
 
 int vc_dm_remove(const char *name)
@@ -178,6 +192,7 @@ static int vc_dm_query_task(struct dm_task *dmt, struct vc_dm_dev *dev)
 			dev->params = strdup(params ? params : "");
 			if (!dev->params)
 				return -ENOMEM;
+			dev->params_size = strlen(dev->params) + 1;
 		}
 	} while (next);
 	return 0;
@@ -215,10 +230,36 @@ int vc_dm_query_devt(dev_t devt, struct vc_dm_dev *dev)
 	return r;
 }
 
+int vc_dm_status(const char *name, char *buf, size_t len)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_STATUS);
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+	int r = -ENODEV;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name)) {
+		dm_task_destroy(dmt);
+		return -ENOMEM;
+	}
+	if (!dm_task_run(dmt)) {
+		r = vc_dm_errno(dmt);
+	} else {
+		dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
+		if (type) {
+			snprintf(buf, len, "%s", params ? params : "");
+			r = 0;
+		}
+	}
+	dm_task_destroy(dmt);
+	return r;
+}
+
 void vc_dm_dev_clear(struct vc_dm_dev *dev)
 {
 	if (dev->params) {
-		explicit_bzero(dev->params, strlen(dev->params));
+		explicit_bzero(dev->params, dev->params_size);
 		free(dev->params);
 	}
 	dev->params = NULL;
@@ -226,28 +267,41 @@ void vc_dm_dev_clear(struct vc_dm_dev *dev)
 
 int vc_dm_target_version(const char *target, unsigned int v[3])
 {
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_LIST_VERSIONS);
-	struct dm_versions *t, *last;
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_GET_TARGET_VERSION);
+	struct dm_versions *t;
 	int r = -ENOENT;
 
 	if (!dmt)
 		return -ENOMEM;
-	if (!dm_task_run(dmt)) {
+	/* the kernel loads the target's module (dm-<target>) if it can */
+	if (!dm_task_set_name(dmt, target)) {
 		dm_task_destroy(dmt);
-		return -ENODEV;
+		return -ENOMEM;
 	}
-	t = dm_task_get_versions(dmt);
-	do {
-		last = t;
-		if (!strcmp(t->name, target)) {
-			v[0] = t->version[0];
-			v[1] = t->version[1];
-			v[2] = t->version[2];
+	if (dm_task_run(dmt)) {
+		t = dm_task_get_versions(dmt);
+		if (t && !strcmp(t->name, target)) {
+			memcpy(v, t->version, sizeof(t->version));
 			r = 0;
-			break;
 		}
-		t = (struct dm_versions *)((char *)t + t->next);
-	} while (last != t);
+	}
 	dm_task_destroy(dmt);
 	return r;
+}
+
+int vc_dm_need_target(const char *target, const char *module, const unsigned int min[3],
+		      const char *feature)
+{
+	unsigned int v[3];
+
+	if (vc_dm_target_version(target, v))
+		return vc_fail_exit(VC_EXIT_PARAM, -ENODEV, "the %s kernel target is not "
+				    "available; load the %s module (modprobe %s)", target,
+				    module, module);
+	if (v[0] < min[0] || (v[0] == min[0] && (v[1] < min[1] ||
+						 (v[1] == min[1] && v[2] < min[2]))))
+		return vc_fail(-ENOTSUP, "the %s kernel target is version %u.%u.%u; %s needs "
+			       "%u.%u.%u or later: update %s", target, v[0], v[1], v[2],
+			       feature ? feature : VC_PROG, min[0], min[1], min[2], module);
+	return 0;
 }

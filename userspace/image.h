@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vhdcryptsetup - image files: format detection, header parsing (through the
- * shared decoders in include/vhdcrypt/), key hash, and backing chains
- * (VHD parent locators, qcow2 backing file names) resolved like tapdisk and
- * QEMU do.
+ * vhdcryptsetup - the image model: one image file (or block device) and what
+ * its metadata says, read through the shared decoders of include/vhdcrypt/.
+ * Nothing here knows keys or devices (see scheme.h and cmd-open.c); chains
+ * of images are in chain.h.
  */
 #ifndef VC_IMAGE_H
 #define VC_IMAGE_H
@@ -16,96 +16,89 @@
 #include <vhdcrypt/vhd.h>
 #include <vhdcrypt/qcow2.h>
 
-#include "loop.h"
-#include "openxt.h"
-#include "util.h"
-
-#define VC_CHAIN_MAX 32		/* layers */
 #define VC_KEYHASH_XATTR "user.com.citrix.xenclient.backend.keyhash"
 
 enum vc_fmt {
 	VC_FMT_UNKNOWN = 0,
 	VC_FMT_VHD,
 	VC_FMT_QCOW2,
-	VC_FMT_RAW,		/* only as a backing file */
+	VC_FMT_RAW,		/* a backing file, or a payload under --header */
 };
 
-enum vc_enc {
-	VC_ENC_NONE = 0,
-	VC_ENC_OPENXT,		/* VHD with a key hash (or inheriting one) */
-	VC_ENC_LUKS,		/* qcow2 crypt_method 2 */
-	VC_ENC_AES,		/* qcow2 crypt_method 1 (legacy) */
-	VC_ENC_HEADER,		/* detached LUKS header (--header) */
+/* tapdisk's struct vhd_keyhash: cookie(1) nonce(32) hash(32) */
+struct vc_keyhash {
+	bool set;			/* cookie == 1 */
+	unsigned char nonce[32];
+	unsigned char hash[32];
 };
 
-struct vc_layer {
-	char *path;		/* as given / as resolved from the child (not normalised) */
+struct vc_image {
+	char *path;		/* as given, or as resolved from the child */
 	enum vc_fmt fmt;
 	bool is_blockdev;
 	struct stat st;
 	uint64_t file_size;	/* bytes */
 	uint64_t virtual_size;	/* bytes */
-	char uuid[37];		/* 8-4-4-4-12, lower case */
-	const char *uuid_source;	/* "footer", "luks", "inode" */
+	char uuid[37];		/* 8-4-4-4-12: VHD footer, qcow2 LUKS, else from the file */
+	char *damage;		/* why a readable image is damaged, NULL if it is not */
 
-	/* VHD */
-	struct vhd_footer vf;
-	struct vhd_header vh;	/* dynamic / differencing only */
-	struct vc_keyhash kh;
-	const char *kh_source;	/* "batmap", "xattr", "none" */
+	struct {
+		struct vhd_footer footer;
+		struct vhd_header header;	/* dynamic and differencing only */
+		struct vc_keyhash keyhash;	/* batmap header, else the xattr */
+	} vhd;
 
-	/* qcow2 */
-	struct qcow2_header qh;
-	uint64_t fde_offset;	/* bytes, LUKS region (crypt_method 2) */
-	uint64_t fde_length;	/* bytes */
-	char *backing_name;	/* as stored in the image */
-	char *backing_fmt;	/* backing format extension, NULL if none */
-	char luks_uuid[40];	/* from the LUKS region, via libblkid */
-	int luks_version;	/* 1 or 2, 0 if unknown */
+	struct {
+		struct qcow2_header header;
+		uint64_t fde_offset;	/* bytes: the LUKS region (crypt_method 2) */
+		uint64_t fde_length;	/* bytes */
+		char *backing_fmt;	/* backing format extension, NULL if none */
+		char *backing_name;	/* as stored in the image, NULL if none */
+		char luks_uuid[40];	/* of the LUKS region, from libblkid */
+		int luks_version;	/* 1 or 2, 0 if unknown */
+	} qcow2;
 
-	/* chain */
-	char *parent_path;	/* the path found, NULL without parent */
-	char *parent_tried;	/* "a, b, c": candidates, for errors */
-	enum vc_fmt parent_fmt;	/* expected, VC_FMT_UNKNOWN = detect */
-	struct vc_layer *parent;
-	int depth;		/* 0 = top */
-
-	/* activation (main/open) */
-	enum vc_enc enc;
-	struct vc_loop loop;	/* the image's loop device, if a file */
-	dev_t devt;		/* the device in the table */
-	char cipher[128];
-	struct vc_key *key;
-	char keyfile[4096];	/* OpenXT: the key file used */
-	bool iv_host;
-	bool whole_disk;	/* the cipher covers holes and backing data too */
-	uint64_t iv_offset;	/* 512-byte sectors */
-	uint64_t data_offset;	/* 512-byte sectors */
-	char dm_name[128];
-	char dm_uuid[129];
-	dev_t dm_devt;
-	bool dm_created;
+	/* the parent (VHD) or backing file (qcow2) */
+	char *parent_path;	/* the file found; NULL without one or if not found */
+	char *parent_tried;	/* "a, b": the candidates, for messages */
+	enum vc_fmt parent_fmt;	/* expected; VC_FMT_UNKNOWN: detect */
 };
 
 const char *vc_fmt_name(enum vc_fmt f);		/* "vhd", "qcow2", "raw" */
-const char *vc_enc_name(enum vc_enc e);		/* "none", "openxt", "luks", "aes", "luks-header" */
+/* --type and qcow2 backing formats: vhd (or vpc, QEMU's name), qcow2, raw. */
 int vc_fmt_parse(const char *s, enum vc_fmt *f);
 
-/* vc_layer_open() flags */
-#define VC_OPEN_ALLOW_RAW	1	/* an unrecognised file is a raw layer, not an error */
+/* vc_image_open() flags */
+#define VC_OPEN_ALLOW_RAW	1	/* an unrecognised file is raw, not an error */
 #define VC_OPEN_PARENT_OPTIONAL	2	/* a missing parent is no error (probe, status) */
 
 /*
- * Open and parse one image (no parent). want: VC_FMT_UNKNOWN to detect,
- * else the format the content must have.
+ * Open and parse one image (not its parent). want: VC_FMT_UNKNOWN to detect,
+ * else the format the content must have (VC_FMT_RAW: anything).
  */
-int vc_layer_open(const char *path, enum vc_fmt want, unsigned int flags, struct vc_layer **out);
-void vc_layer_free(struct vc_layer *l);
+int vc_image_open(const char *path, enum vc_fmt want, unsigned int flags,
+		  struct vc_image **out);
+void vc_image_free(struct vc_image *img);
 
-/* Open top and all its parents; errors name the missing parent and the paths tried. */
-int vc_chain_open(const char *path, enum vc_fmt want, struct vc_layer **top);
-void vc_chain_free(struct vc_layer *top);
-int vc_chain_length(const struct vc_layer *top);
+/* Format parsers, called by vc_image_open() (image-vhd.c, image-qcow2.c). */
+int vc_vhd_parse(int fd, struct vc_image *img, const u8 *head, const u8 *tail, bool tail_ok,
+		 unsigned int flags);
+int vc_qcow2_parse(int fd, struct vc_image *img, unsigned int flags);
+/*
+ * Read a table of entries of esize bytes at off (the VHD BAT, the qcow2 L1
+ * table) in pieces and call visit for each; stops at visit's first error.
+ */
+int vc_image_scan(int fd, const struct vc_image *img, const char *what, uint64_t off,
+		  uint64_t entries, unsigned int esize,
+		  int (*visit)(const struct vc_image *img, uint64_t i, const u8 *entry, void *ctx),
+		  void *ctx);
+/*
+ * Why the kernel target cannot map img read-write with crypto data units of
+ * sector_size bytes (0: 512), as a message; NULL if it can.
+ */
+const char *vc_image_write_refusal(const struct vc_image *img, unsigned int sector_size);
+/* A uuid for an image without one: st_dev and inode (device number for a block device). */
+void vc_image_uuid_from_file(struct vc_image *img);
 
 /* Pure helpers (unit-tested). */
 enum vc_fmt vc_detect(const u8 *head, size_t head_len, const u8 *tail512, bool have_tail);
@@ -114,7 +107,8 @@ char *vc_vhd_locator_decode(u32 code, const u8 *data, size_t len);
 /*
  * Candidate path for locator path loc of the child at child_path (libvhd's
  * vhd_find_parent()): absolute as is; starting with "." joined to the child's
- * directory without normalising; else joined to the child's real directory.
+ * directory; else joined to the child's real directory. "." components are
+ * dropped (the same file, shorter messages).
  */
 char *vc_vhd_parent_candidate(const char *child_path, const char *loc);
 /* qcow2 backing file name relative to the child, as QEMU does; NULL if unsupported. */

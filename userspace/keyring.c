@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "keyring.h"
+#include "util.h"
 
 static long vc_add_key(const char *type, const char *desc, const void *payload,
 		       size_t plen, int32_t ring)
@@ -28,7 +29,7 @@ static long vc_keyctl(int cmd, unsigned long a2, unsigned long a3)
 	return syscall(SYS_keyctl, cmd, a2, a3, 0UL, 0UL);
 }
 
-int vc_keyring_add(const char *dm_name, const struct vc_key *k, int32_t *serial)
+int vc_keyring_add(const char *dm_name, const struct vc_secret *k, int32_t *serial)
 {
 	char desc[256];
 	long r;

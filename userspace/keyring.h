@@ -7,7 +7,7 @@
 #define VC_KEYRING_H
 
 #include <stdint.h>
-#include "util.h"
+#include "secret.h"
 
 #define VC_KEY_DESC_PREFIX "vhdcrypt:"
 
@@ -16,7 +16,7 @@
  * *serial receives the key serial; the table then refers to it as
  * ":<len>:logon:vhdcrypt:<dm_name>" (vc_keyring_table_ref()).
  */
-int vc_keyring_add(const char *dm_name, const struct vc_key *k, int32_t *serial);
+int vc_keyring_add(const char *dm_name, const struct vc_secret *k, int32_t *serial);
 /* Revoke and unlink a key added by vc_keyring_add() (the kernel target has its copy). */
 void vc_keyring_drop(int32_t serial);
 /* ":<len>:logon:vhdcrypt:<dm_name>"; malloc'd. */

@@ -57,17 +57,14 @@ static int vc_loop_configure(int lfd, int ffd, const char *file, uint64_t offset
 	return 0;
 }
 
-int vc_loop_attach(const char *file, uint64_t offset, uint64_t sizelimit,
-		   bool ro, bool autoclear, struct vc_loop *lo)
+int vc_loop_attach_fd(int ffd, const char *file, uint64_t offset, uint64_t sizelimit,
+		      bool ro, bool autoclear, struct vc_loop *lo)
 {
-	int ctl, ffd, lfd = -1, nr, r = 0, tries;
+	int ctl, lfd = -1, nr, r = 0, tries;
 	struct stat st;
 
 	memset(lo, 0, sizeof(*lo));
 	lo->fd = -1;
-	ffd = open(file, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (ffd < 0)
-		return vc_fail(-errno, "cannot open %s: %s", file, strerror(errno));
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0) {
 		r = vc_fail(errno == EACCES ? -EPERM : -ENODEV,
@@ -116,6 +113,19 @@ out:
 	}
 	if (ctl >= 0)
 		close(ctl);
+	return r;
+}
+
+int vc_loop_attach(const char *file, uint64_t offset, uint64_t sizelimit,
+		   bool ro, bool autoclear, struct vc_loop *lo)
+{
+	int ffd, r;
+
+	lo->fd = -1;
+	ffd = open(file, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (ffd < 0)
+		return vc_fail(-errno, "cannot open %s: %s", file, strerror(errno));
+	r = vc_loop_attach_fd(ffd, file, offset, sizelimit, ro, autoclear, lo);
 	close(ffd);
 	return r;
 }

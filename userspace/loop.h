@@ -26,6 +26,12 @@ struct vc_loop {
  */
 int vc_loop_attach(const char *file, uint64_t offset, uint64_t sizelimit,
 		   bool ro, bool autoclear, struct vc_loop *lo);
+/*
+ * The same for the file open at ffd (not closed): the loop device keeps that
+ * open file description, and so its OFD locks (lock.h), until it detaches.
+ */
+int vc_loop_attach_fd(int ffd, const char *file, uint64_t offset, uint64_t sizelimit,
+		      bool ro, bool autoclear, struct vc_loop *lo);
 /* Close lo->fd (with autoclear and no other opener, the device detaches). */
 void vc_loop_release(struct vc_loop *lo);
 

@@ -1,133 +1,161 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhdcryptsetup - passphrase input.
+ * vhdcryptsetup - secrets in libcryptsetup's locked memory; key files through
+ * crypt_keyfile_device_read().
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <termios.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <libcryptsetup.h>
+
 #include "secret.h"
+#include "util.h"
 
-bool vc_secret_interactive(const struct vc_secret_src *src)
+#define VC_KEYFILE_MAX (8u << 20)	/* libcryptsetup's limit without a size */
+
+void *vc_safe_alloc(size_t len)
 {
-	return !src->key_file && isatty(STDIN_FILENO);
+	return crypt_safe_alloc(len);
 }
 
-static bool vc_stdin_eof;	/* the last vc_read_line() hit the end of input */
-
-/* Read one line (without its newline) from fd into safe memory. */
-static int vc_read_line(int fd, struct vc_key **out)
+void vc_safe_free(void *p)
 {
-	struct vc_key *k = vc_key_new(VC_PASSPHRASE_MAX + 1);
-	size_t len = 0;
-	ssize_t r;
-	char c;
-
-	if (!k)
-		return -ENOMEM;
-	for (;;) {
-		r = read(fd, &c, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			vc_stdin_eof = true;
-		if (r <= 0 || c == '\n')
-			break;
-		if (len == VC_PASSPHRASE_MAX) {
-			vc_key_free(k);
-			return vc_fail(-EINVAL, "passphrase longer than %d characters",
-				       VC_PASSPHRASE_MAX);
-		}
-		k->data[len++] = (unsigned char)c;
-	}
-	vc_safe_memzero(&c, 1);
-	k->len = len;
-	*out = k;
-	return 0;
+	crypt_safe_free(p);
 }
 
-static int vc_prompt(const char *label, struct vc_key **out)
+void vc_safe_memzero(void *p, size_t len)
 {
-	struct termios old, noecho;
-	int fd = STDIN_FILENO, r, restore = 0;
+	crypt_safe_memzero(p, len);
+}
 
-	fprintf(stderr, "Enter passphrase for %s: ", label);
-	fflush(stderr);
-	if (tcgetattr(fd, &old) == 0) {
-		noecho = old;
-		noecho.c_lflag &= ~ECHO;
-		if (tcsetattr(fd, TCSAFLUSH, &noecho) == 0)
-			restore = 1;
+char *vc_safe_strdup(const char *str)
+{
+	size_t len = strlen(str) + 1;
+	char *p = vc_safe_alloc(len);
+
+	if (!p) {
+		vc_fail(-ENOMEM, "out of memory");
+		return NULL;
 	}
-	r = vc_read_line(fd, out);
-	if (restore)
-		tcsetattr(fd, TCSAFLUSH, &old);
-	fputc('\n', stderr);
+	memcpy(p, str, len);
+	return p;
+}
+
+struct vc_secret *vc_secret_new(size_t len)
+{
+	struct vc_secret *s = vc_zalloc(sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->data = vc_safe_alloc(len ? len : 1);
+	if (!s->data) {
+		free(s);
+		vc_fail(-ENOMEM, "out of memory (locked memory for a key)");
+		return NULL;
+	}
+	memset(s->data, 0, len ? len : 1);
+	s->len = len;
+	return s;
+}
+
+struct vc_secret *vc_secret_dup(const struct vc_secret *s)
+{
+	struct vc_secret *n = vc_secret_new(s->len);
+
+	if (n)
+		memcpy(n->data, s->data, s->len);
+	return n;
+}
+
+void vc_secret_free(struct vc_secret *s)
+{
+	if (!s)
+		return;
+	vc_safe_free(s->data);	/* wipes */
+	free(s);
+}
+
+/* What a file is, for messages libcryptsetup's reader cannot give. */
+static int vc_keyfile_stat(const char *path, uint64_t *size)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	*size = UINT64_MAX;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (S_ISDIR(st.st_mode))
+		r = -EISDIR;
+	else if (S_ISREG(st.st_mode))
+		*size = st.st_size;
+	close(fd);
 	return r;
 }
 
-int vc_secret_get(struct vc_secret_src *src, const char *label, int attempt,
-		  struct vc_key **out)
+int vc_secret_read_file(const char *path, const char *what, uint64_t offset, size_t size,
+			struct vc_secret **out, uint64_t *file_size)
 {
+	bool is_stdin = !strcmp(path, "-");
+	const char *shown = is_stdin ? "standard input" : path;
+	uint64_t fsize = UINT64_MAX;
+	char *buf = NULL;
+	size_t got = 0;
 	int r;
 
 	*out = NULL;
-	if (vc_secret_interactive(src)) {
-		if (attempt >= src->tries)
-			return -EPERM;
-		return vc_prompt(label, out);
+	if (!is_stdin) {
+		r = vc_keyfile_stat(path, &fsize);
+		if (file_size)
+			*file_size = fsize;
+		if (r == -EISDIR)
+			r = -EINVAL;
+		if (r)
+			return what ? vc_fail(r == -EACCES ? -EACCES : -EINVAL,
+					      "cannot open key file %s: %s; check the path given "
+					      "to %s", path, strerror(-r), what) : r;
+		if (fsize != UINT64_MAX && (offset > fsize || (size && size > fsize - offset)))
+			return what ? vc_fail(-EINVAL, "key file %s holds %llu bytes; %s asks for "
+					      "%zu from byte %llu", path, (unsigned long long)fsize,
+					      what, size, (unsigned long long)offset) : -EINVAL;
+		if (fsize != UINT64_MAX && !size && fsize - offset >= VC_KEYFILE_MAX)
+			return what ? vc_fail(-EINVAL, "key file %s is larger than 8 MiB; "
+					      "--keyfile-size reads a part of it", path) : -EINVAL;
+	} else if (file_size) {
+		*file_size = UINT64_MAX;
 	}
-	if (src->key_file) {
-		if (!src->cached) {
-			r = vc_read_secret_file(src->key_file, VC_KEYFILE_MAX, &src->cached);
-			if (r)
-				return r;
-		}
-		/* a key file gives the same passphrase to every layer, once each */
-		if (attempt > 0)
-			return -EPERM;
-		*out = vc_key_dup(src->cached);
+	/* libcryptsetup does not read "-"; /dev/stdin is the same input */
+	r = crypt_keyfile_device_read(NULL, is_stdin ? "/dev/stdin" : path, &buf, &got,
+				      offset, size, 0);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			return vc_fail(-ENOMEM, "out of memory reading key file %s", shown);
+		if (!what)
+			return -EINVAL;
+		if (size)
+			return vc_fail(-EINVAL, "cannot read %zu bytes from key file %s", size,
+				       shown);
+		/* a regular file was checked above: this is a pipe or a device */
+		return vc_fail(-EINVAL, "cannot read key file %s: it is empty, or larger than "
+			       "8 MiB (--keyfile-size reads a part of it)", shown);
+	}
+	if (!buf) {	/* an empty file */
+		*out = vc_secret_new(0);
 		return *out ? 0 : -ENOMEM;
 	}
-	/* standard input, not a terminal: one passphrase per line */
-	if (attempt >= VC_SECRET_LINES)
-		return -EPERM;
-	while (attempt >= src->nlines) {
-		struct vc_key *k;
-
-		if (src->stdin_eof || src->nlines == VC_SECRET_LINES)
-			return -EPERM;
-		r = vc_read_line(STDIN_FILENO, &k);
-		if (r)
-			return r;
-		if (k->len == 0 && vc_stdin_eof) {
-			/* nothing more on standard input */
-			vc_key_free(k);
-			src->stdin_eof = true;
-			if (src->nlines == 0)
-				return vc_fail(-EINVAL, "%s needs a passphrase, but standard input "
-					       "is empty and not a terminal; use --key-file", label);
-			return -EPERM;
-		}
-		src->lines[src->nlines++] = k;
-		if (vc_stdin_eof)
-			src->stdin_eof = true;
+	*out = vc_zalloc(sizeof(**out));
+	if (!*out) {
+		crypt_safe_free(buf);
+		return -ENOMEM;
 	}
-	*out = vc_key_dup(src->lines[attempt]);
-	return *out ? 0 : -ENOMEM;
-}
-
-void vc_secret_clear(struct vc_secret_src *src)
-{
-	int i;
-
-	vc_key_free(src->cached);
-	src->cached = NULL;
-	for (i = 0; i < src->nlines; i++)
-		vc_key_free(src->lines[i]);
-	src->nlines = 0;
+	(*out)->data = (unsigned char *)buf;
+	(*out)->len = got;
+	return 0;
 }

@@ -1,41 +1,42 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vhdcryptsetup - where passphrases come from: --key-file (whole content,
- * "-" = all of standard input), a terminal prompt without echo, or the first
- * line of standard input when it is not a terminal (as cryptsetup does).
+ * vhdcryptsetup - secrets (passphrases and keys) in locked memory, and key
+ * files read into it. Both come from libcryptsetup: its safe allocator
+ * (mlocked, wiped when freed) and its key file reader (the one cryptsetup
+ * uses for --key-file, --keyfile-offset and --keyfile-size).
  */
 #ifndef VC_SECRET_H
 #define VC_SECRET_H
 
-#include <stdbool.h>
-#include "util.h"
+#include <stddef.h>
+#include <stdint.h>
 
-#define VC_KEYFILE_MAX (8u << 20)	/* 8 MiB, cryptsetup's default limit */
-#define VC_PASSPHRASE_MAX 512		/* interactive / line input */
-
-#define VC_SECRET_LINES 32
-
-struct vc_secret_src {
-	const char *key_file;	/* NULL: prompt or standard input */
-	int tries;		/* prompts on a terminal, >= 1 */
-	struct vc_key *cached;	/* --key-file content, read once */
-	struct vc_key *lines[VC_SECRET_LINES];	/* lines read from a non-terminal stdin */
-	int nlines;
-	bool stdin_eof;
+/* A passphrase or a key: data is locked memory, wiped by vc_secret_free(). */
+struct vc_secret {
+	size_t len;		/* bytes */
+	unsigned char *data;
 };
 
-/* Whether another attempt can give a different passphrase. */
-bool vc_secret_interactive(const struct vc_secret_src *src);
+struct vc_secret *vc_secret_new(size_t len);
+struct vc_secret *vc_secret_dup(const struct vc_secret *s);
+void vc_secret_free(struct vc_secret *s);
+
+/* Locked memory for other buffers that hold key material (hex keys, tables). */
+void *vc_safe_alloc(size_t len);
+void vc_safe_free(void *p);
+void vc_safe_memzero(void *p, size_t len);
+char *vc_safe_strdup(const char *s);
+
 /*
- * Get a passphrase for label (attempt 0, 1, ...). The caller frees *out with
- * vc_key_free(). -EPERM when no further attempt is possible.
- *   --key-file: its whole content, attempt 0 only (every layer gets it);
- *   terminal: a prompt per attempt, up to tries;
- *   other stdin: attempt i is line i (lines are kept, so every layer of a
- *   chain tries all lines given so far, then reads more).
+ * Read key file path ("-": standard input) from byte offset: exactly size
+ * bytes, or with size 0 all of it (at most libcryptsetup's limit, 8 MiB).
+ * what names the option in messages ("--key-file"); with what NULL no
+ * message is recorded (a lookup that tries several files). Returns 0,
+ * -ENOENT (no such file), -EINVAL (shorter than size, too large, not
+ * readable) or another -errno. *file_size, if not NULL, receives the size of
+ * a regular file (else UINT64_MAX).
  */
-int vc_secret_get(struct vc_secret_src *src, const char *label, int attempt,
-		  struct vc_key **out);
-void vc_secret_clear(struct vc_secret_src *src);
+int vc_secret_read_file(const char *path, const char *what, uint64_t offset, size_t size,
+			struct vc_secret **out, uint64_t *file_size);
 
 #endif

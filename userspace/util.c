@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhdcryptsetup - error reporting, exit codes, small I/O and key helpers.
+ * vhdcryptsetup - error reporting, exit codes, logging, small I/O and path
+ * helpers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,12 +79,11 @@ int vc_errno_to_exit(int err)
 	case ENOTBLK:
 	case ENXIO:
 	case ENOENT:
-	case EMEDIUMTYPE:
 		return VC_EXIT_DEVICE;
 	case EEXIST:
 	case EBUSY:
 		return VC_EXIT_BUSY;
-	default:
+	default:		/* EINVAL, EMEDIUMTYPE (not an image, damaged), ENOTSUP ... */
 		return VC_EXIT_PARAM;
 	}
 }
@@ -122,6 +122,17 @@ void vc_log_verbose(const char *fmt, ...)
 	va_end(ap);
 }
 
+void vc_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs(VC_PROG ": ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 void *vc_zalloc(size_t len)
 {
 	void *p = calloc(1, len ? len : 1);
@@ -134,6 +145,15 @@ void *vc_zalloc(size_t len)
 char *vc_strdup(const char *s)
 {
 	char *p = strdup(s);
+
+	if (!p)
+		vc_fail(-ENOMEM, "out of memory");
+	return p;
+}
+
+char *vc_strndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
 
 	if (!p)
 		vc_fail(-ENOMEM, "out of memory");
@@ -156,102 +176,6 @@ char *vc_asprintf(const char *fmt, ...)
 	return p;
 }
 
-struct vc_key *vc_key_new(size_t len)
-{
-	struct vc_key *k = vc_zalloc(sizeof(*k));
-
-	if (!k)
-		return NULL;
-	k->data = vc_safe_alloc(len ? len : 1);
-	if (!k->data) {
-		free(k);
-		vc_fail(-ENOMEM, "out of memory (locked memory for a key)");
-		return NULL;
-	}
-	k->len = len;
-	return k;
-}
-
-struct vc_key *vc_key_dup(const struct vc_key *k)
-{
-	struct vc_key *n = vc_key_new(k->len);
-
-	if (n)
-		memcpy(n->data, k->data, k->len);
-	return n;
-}
-
-void vc_key_free(struct vc_key *k)
-{
-	if (!k)
-		return;
-	vc_safe_free(k->data);	/* wipes */
-	free(k);
-}
-
-int vc_read_secret_file(const char *path, size_t max, struct vc_key **out)
-{
-	struct vc_key *k = NULL, *n;
-	size_t cap = 4096, len = 0;
-	int fd, r = 0;
-	ssize_t got;
-
-	*out = NULL;
-	if (!strcmp(path, "-"))
-		fd = STDIN_FILENO;
-	else
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vc_fail(errno == EACCES ? -EACCES : -EINVAL,
-			       "cannot open key file %s: %s; check the path given to --key-file",
-			       path, strerror(errno));
-	k = vc_key_new(cap);
-	if (!k) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap >= max + 1) {
-				r = vc_fail(-EINVAL, "key file %s is larger than %zu bytes",
-					    path, max);
-				goto out;
-			}
-			n = vc_key_new(cap * 2);
-			if (!n) {
-				r = -ENOMEM;
-				goto out;
-			}
-			memcpy(n->data, k->data, len);
-			vc_key_free(k);
-			k = n;
-			cap *= 2;
-		}
-		got = read(fd, k->data + len, cap - len);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			r = vc_fail(-EIO, "cannot read key file %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		len += got;
-	}
-	if (len > max) {
-		r = vc_fail(-EINVAL, "key file %s is larger than %zu bytes", path, max);
-		goto out;
-	}
-	k->len = len;
-	*out = k;
-	k = NULL;
-out:
-	vc_key_free(k);
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return r;
-}
-
 void vc_hex(char *out, const unsigned char *in, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -264,17 +188,67 @@ void vc_hex(char *out, const unsigned char *in, size_t len)
 	out[2 * len] = '\0';
 }
 
-int vc_parse_ulong(const char *s, unsigned long *out)
+int vc_unhex(const char *s, unsigned char *out, size_t len)
 {
-	char *end;
-	unsigned long v;
+	size_t i;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (strlen(s) != 2 * len)
+		return -EINVAL;
+	for (i = 0; i < 2 * len; i++) {
+		int c = s[i], v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v = (c | 0x20) - 'a' + 10;
+		else
+			return -EINVAL;
+		if (i & 1)
+			out[i / 2] |= v;
+		else
+			out[i / 2] = v << 4;
+	}
+	return 0;
+}
+
+int vc_parse_u64(const char *s, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtoul(s, &end, 10);
+	v = strtoull(s, &end, 10);
 	if (errno || *end)
 		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int vc_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	int shift;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end) {
+		u = strchr(units, end[0] & ~0x20);
+		if (!u || !*u || (end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B")))
+			return -EINVAL;
+		shift = 10 * (int)(u - units + 1);
+		if (v > (UINT64_MAX >> shift))
+			return -EINVAL;
+		v <<= shift;
+	}
 	*out = v;
 	return 0;
 }
@@ -296,6 +270,24 @@ int vc_pread_full(int fd, void *buf, size_t len, uint64_t off)
 		p += r;
 		off += r;
 		len -= r;
+	}
+	return 0;
+}
+
+int vc_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+	ssize_t w;
+
+	while (len) {
+		w = pwrite(fd, p, len, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= w;
+		off += w;
 	}
 	return 0;
 }
@@ -325,12 +317,43 @@ char *vc_dirname(const char *path)
 		return vc_strdup(".");
 	if (slash == path)
 		return vc_strdup("/");
-	return strndup(path, slash - path);
+	return vc_strndup(path, slash - path);
 }
 
-void vc_devt_str(char *buf, size_t len, dev_t dev)
+char *vc_path_clean(const char *path)
 {
-	snprintf(buf, len, "%u:%u", major(dev), minor(dev));
+	char *out = vc_zalloc(strlen(path) + 2), *o = out;
+	const char *p = path, *e;
+
+	if (!out)
+		return NULL;
+	if (*p == '/')
+		*o++ = '/';
+	while (*p) {
+		while (*p == '/')
+			p++;
+		e = strchrnul(p, '/');
+		if (e - p == 1 && *p == '.') {
+			p = e;
+			continue;
+		}
+		if (e > p) {
+			if (o > out && o[-1] != '/')
+				*o++ = '/';
+			memcpy(o, p, e - p);
+			o += e - p;
+		}
+		p = e;
+	}
+	if (o == out)
+		*o++ = '.';
+	*o = '\0';
+	return out;
+}
+
+char *vc_devt_name(dev_t dev)
+{
+	return vc_asprintf("%u:%u", major(dev), minor(dev));
 }
 
 int vc_parse_devt(const char *s, dev_t *dev)

@@ -6,7 +6,7 @@
 cd "$(dirname "$0")/.." || exit 1
 pass=0 fail=0 n=0 bad=0
 echo "TAP version 13"
-for t in "$@" tests/test-cli.sh; do
+for t in "$@" tests/test-cli.sh tests/test-create.sh; do
 	[ -x "$t" ] || continue
 	n=$((n + 1))
 	echo "# Subtest: $t"

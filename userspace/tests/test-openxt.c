@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "activate.h"
-#include "openxt.h"
+#include "chain.h"
+#include "scheme.h"
+#include "scheme-openxt.h"
 #include "tap.h"
+#include "util.h"
 
 static void test_basename(void)
 {
@@ -68,48 +70,79 @@ static void test_keydirs(void)
 static void test_find_key(void)
 {
 	struct vc_keydirs kd;
-	struct vc_key *k = NULL;
-	char path[4096], note[4096];
+	struct vc_secret *k = NULL;
+	char *path = NULL, *note = NULL;
 	int r;
 
 	vc_keydirs_parse("keys-prefer512", "t", &kd);
-	r = vc_openxt_find_key(&kd, "aes128xts", &k, path, sizeof(path), note, sizeof(note));
+	r = vc_openxt_find_key(&kd, "aes128xts", &k, &path, &note);
 	ok(r == 0 && k && k->len == 64, "512 file preferred over 256");
 	is_str(path, "keys-prefer512/aes128xts,aes-xts-plain,512.key", "512 path");
-	vc_key_free(k);
+	vc_secret_free(k);
+	free(path);
 	vc_keydirs_free(&kd);
 
 	vc_keydirs_parse("keys-truncated", "t", &kd);
-	r = vc_openxt_find_key(&kd, "aes256xts-nonce", &k, path, sizeof(path), note, sizeof(note));
+	r = vc_openxt_find_key(&kd, "aes256xts-nonce", &k, &path, &note);
 	is_int(r, -ENOENT, "short 512 file ignored, no 256 file: ENOENT");
-	ok(strstr(note, "63 bytes") != NULL, "note names the short file");
+	ok(note && strstr(note, "63 bytes") != NULL, "note names the short file");
+	free(note);
+	note = NULL;
 	vc_keydirs_free(&kd);
 
 	vc_keydirs_parse("keys-trailing-newline", "t", &kd);
-	r = vc_openxt_find_key(&kd, "aes128xts-nonce", &k, path, sizeof(path), note, sizeof(note));
+	r = vc_openxt_find_key(&kd, "aes128xts-nonce", &k, &path, &note);
 	ok(r == 0 && k && k->len == 32, "33-byte 256 file: first 32 bytes");
-	vc_key_free(k);
+	vc_secret_free(k);
+	free(path);
 	vc_keydirs_free(&kd);
 
 	vc_keydirs_parse("nonexistent,keys", "t", &kd);
-	r = vc_openxt_find_key(&kd, "parent", &k, path, sizeof(path), note, sizeof(note));
+	r = vc_openxt_find_key(&kd, "parent", &k, &path, &note);
 	ok(r == 0 && k && k->len == 64, "missing dir skipped");
-	vc_key_free(k);
+	vc_secret_free(k);
+	free(path);
 	vc_keydirs_free(&kd);
+	free(note);
 }
 
 static void test_hash(void)
 {
-	struct vc_key *k = NULL;
+	struct vc_secret *k = NULL;
 	unsigned char nonce[32] = { 0 }, h[32];
 	char hex[65];
 
-	ok(!vc_read_secret_file("keys/aes256xts,aes-xts-plain,512.key", 64, &k), "read key");
-	vc_openxt_hash(nonce, k, h);
+	ok(!vc_secret_read_file("keys/aes256xts,aes-xts-plain,512.key", "t", 0, 64, &k, NULL),
+	   "read key");
+	ok(!vc_openxt_hash(nonce, k, h), "SHA-256 computed");
 	vc_hex(hex, h, 32);
 	is_str(hex, "8eed9c8f9e1df512df285ed74da300ee6b73bbe0776ec3d142bee6d716534d84",
 	       "SHA256(zero nonce || key) = vhd-util key -p");
-	vc_key_free(k);
+	vc_secret_free(k);
+}
+
+/* Open image and derive its chain's keys as open does. */
+static int chain_keys(const char *image, const struct vc_key_opts *o, struct vc_chain *c,
+		      struct vc_crypt *crypt)
+{
+	struct vc_unlock u = { .o = o };
+	int r;
+
+	vc_clear_error();
+	r = vc_chain_open(image, VC_FMT_UNKNOWN, 0, c);
+	if (r)
+		return r;
+	r = vc_chain_prepare(&u, c, crypt);
+	if (!r)
+		r = vc_chain_unlock(&u, c, crypt);
+	vc_unlock_done(&u);
+	return r;
+}
+
+static void chain_done(struct vc_chain *c, struct vc_crypt *crypt)
+{
+	vc_crypt_clear(crypt, c->n);
+	vc_chain_free(c);
 }
 
 struct chain_case {
@@ -155,10 +188,11 @@ static void test_chains(void)
 
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		const struct chain_case *t = &cases[c];
-		struct vc_open_opts o = { .image = t->image, .name = "t", .key_dir = t->keydir,
-					  .key_slot = -1, .tries = 1, .dry_run = true };
-		struct vc_secret_src src = { .tries = 1 };
-		struct vc_layer *top = NULL, *l;
+		struct vc_passphrase_src src = { .tries = 1 };
+		struct vc_key_opts o = { .pass = &src, .key_dir = t->keydir, .key_slot = -1,
+					 .dry_run = true };
+		struct vc_crypt crypt[VC_CHAIN_MAX];
+		struct vc_chain ch;
 		int r, i;
 
 		if (t->env3)
@@ -169,12 +203,8 @@ static void test_chains(void)
 			setenv(VC_OPENXT_ENV2, t->env2, 1);
 		else
 			unsetenv(VC_OPENXT_ENV2);
-		vc_clear_error();
-		r = vc_chain_open(t->image, VC_FMT_UNKNOWN, &top);
-		ok(r == 0, "case %d: %s opens (%s)", t->nr, t->image, vc_last_error());
-		if (r)
-			continue;
-		r = vc_chain_keys(&o, top, &src);
+		memset(crypt, 0, sizeof(crypt));
+		r = chain_keys(t->image, &o, &ch, crypt);
 		is_int(r, t->err, "case %d: %s with %s: result", t->nr, t->image,
 		       t->keydir ? t->keydir : "environment");
 		if (t->msg) {
@@ -185,13 +215,13 @@ static void test_chains(void)
 		}
 		if (t->err)
 			is_int(vc_errno_to_exit(r), 2, "case %d: exit code 2", t->nr);
-		for (i = 0, l = top; !t->err && l; l = l->parent, i++) {
-			is_int(l->key ? (long long)l->key->len * 8 : 0, t->bits[i],
-			       "case %d: layer %d (%s) key bits", t->nr, i, l->path);
-			is_str(l->cipher, l->key ? "aes-xts-plain" : "none",
+		for (i = 0; !t->err && i < ch.n; i++) {
+			is_int(crypt[i].key ? (long long)crypt[i].key->len * 8 : 0, t->bits[i],
+			       "case %d: layer %d (%s) key bits", t->nr, i, ch.img[i]->path);
+			is_str(crypt[i].cipher, crypt[i].key ? "aes-xts-plain" : "none",
 			       "case %d: layer %d cipher", t->nr, i);
 		}
-		vc_chain_free(top);
+		chain_done(&ch, crypt);
 	}
 	unsetenv(VC_OPENXT_ENV3);
 	unsetenv(VC_OPENXT_ENV2);
@@ -199,52 +229,66 @@ static void test_chains(void)
 
 static void test_inherited_key_bytes(void)
 {
-	struct vc_open_opts o = { .image = "child-inherit.vhd", .name = "t", .key_dir = "keys",
-				  .key_slot = -1, .tries = 1, .dry_run = true };
-	struct vc_secret_src src = { .tries = 1 };
-	struct vc_layer *top = NULL;
-	struct vc_key *pk = NULL;
+	struct vc_passphrase_src src = { .tries = 1 };
+	struct vc_key_opts o = { .pass = &src, .key_dir = "keys", .key_slot = -1, .dry_run = true };
+	struct vc_crypt crypt[VC_CHAIN_MAX] = { 0 };
+	struct vc_secret *pk = NULL;
+	struct vc_chain c;
 
-	ok(!vc_chain_open(o.image, VC_FMT_UNKNOWN, &top) && !vc_chain_keys(&o, top, &src),
-	   "child-inherit chain keys");
-	ok(!vc_read_secret_file("keys/parent,aes-xts-plain,512.key", 64, &pk), "parent key");
-	ok(top->key && top->parent->key && pk && !memcmp(top->key->data, pk->data, 64) &&
-	   !memcmp(top->parent->key->data, pk->data, 64),
+	ok(!chain_keys("child-inherit.vhd", &o, &c, crypt), "child-inherit chain keys");
+	ok(!vc_secret_read_file("keys/parent,aes-xts-plain,512.key", "t", 0, 64, &pk, NULL),
+	   "parent key");
+	ok(crypt[0].key && crypt[1].key && pk && !memcmp(crypt[0].key->data, pk->data, 64) &&
+	   !memcmp(crypt[1].key->data, pk->data, 64),
 	   "unkeyed child is decrypted with its parent's key, the parent too");
-	is_str(top->keyfile, "keys/parent,aes-xts-plain,512.key", "key file recorded");
-	vc_key_free(pk);
-	vc_chain_free(top);
+	is_str(crypt[0].key_source, "keys/parent,aes-xts-plain,512.key", "key file recorded");
+	vc_secret_free(pk);
+	chain_done(&c, crypt);
 }
 
 static void test_top_key_file(void)
 {
 	static const struct {
 		const char *image, *key;
+		bool volume_key;	/* --volume-key-file, else --key-file */
+		size_t size;		/* --keyfile-size */
 		int err;
 	} kc[] = {
-		{ "aes256xts.vhd", "keys/aes256xts,aes-xts-plain,512.key", 0 },
-		{ "aes256xts.vhd", "keys-wrong/aes256xts,aes-xts-plain,512.key", -ENOKEY },
-		{ "plain.vhd", "keys-unkeyed/plain,aes-xts-plain,512.key", -EACCES },
-		{ "aes256xts-nonce.vhd", "keys-truncated/aes256xts-nonce,aes-xts-plain,512.key", -EINVAL },
-		{ "child-own.vhd", "keys/child-own,aes-xts-plain,256.key", 0 },
+		{ "aes256xts.vhd", "keys/aes256xts,aes-xts-plain,512.key", false, 0, 0 },
+		{ "aes256xts.vhd", "keys/aes256xts,aes-xts-plain,512.key", true, 0, 0 },
+		{ "aes256xts.vhd", "keys-wrong/aes256xts,aes-xts-plain,512.key", false, 0, -ENOKEY },
+		{ "aes256xts.vhd", "keys-wrong/aes256xts,aes-xts-plain,512.key", true, 0, -ENOKEY },
+		{ "plain.vhd", "keys-unkeyed/plain,aes-xts-plain,512.key", false, 0, -EACCES },
+		{ "aes256xts-nonce.vhd", "keys-truncated/aes256xts-nonce,aes-xts-plain,512.key",
+		  false, 0, -EINVAL },
+		{ "child-own.vhd", "keys/child-own,aes-xts-plain,256.key", false, 0, 0 },
+		/* 33 bytes: the key directory reads 32 of them, so does --keyfile-size 32 */
+		{ "aes128xts-nonce.vhd", "keys-trailing-newline/aes128xts-nonce,aes-xts-plain,256.key",
+		  false, 0, -EINVAL },
+		{ "aes128xts-nonce.vhd", "keys-trailing-newline/aes128xts-nonce,aes-xts-plain,256.key",
+		  false, 32, 0 },
 	};
 	size_t c;
 
 	for (c = 0; c < sizeof(kc) / sizeof(kc[0]); c++) {
-		struct vc_open_opts o = { .image = kc[c].image, .name = "t", .key_file = kc[c].key,
-					  .key_dir = "keys", .key_slot = -1, .tries = 1,
-					  .dry_run = true };
-		struct vc_secret_src src = { .key_file = kc[c].key, .tries = 1 };
-		struct vc_layer *top = NULL;
+		struct vc_passphrase_src src = { .key_file = kc[c].volume_key ? NULL : kc[c].key,
+						 .keyfile_size = kc[c].size, .tries = 1 };
+		struct vc_key_opts o = { .pass = &src, .key_dir = "keys", .key_slot = -1,
+					 .key_file = src.key_file,
+					 .volume_key_file = kc[c].volume_key ? kc[c].key : NULL,
+					 .dry_run = true };
+		struct vc_crypt crypt[VC_CHAIN_MAX] = { 0 };
+		struct vc_chain ch;
 		int r;
 
-		vc_clear_error();
-		r = vc_chain_open(o.image, VC_FMT_UNKNOWN, &top);
-		if (!r)
-			r = vc_chain_keys(&o, top, &src);
-		is_int(r, kc[c].err, "--key-file %s for %s", kc[c].key, kc[c].image);
-		vc_secret_clear(&src);
-		vc_chain_free(top);
+		r = chain_keys(kc[c].image, &o, &ch, crypt);
+		is_int(r, kc[c].err, "%s %s%s for %s", kc[c].volume_key ? "--volume-key-file" :
+		       "--key-file", kc[c].key, kc[c].size ? " --keyfile-size 32" : "", kc[c].image);
+		if (r == -EINVAL)
+			ok(strstr(vc_last_error(), "--keyfile-size"), "the message names "
+			   "--keyfile-size (%s)", vc_last_error());
+		vc_passphrase_clear(&src);
+		chain_done(&ch, crypt);
 	}
 }
 
