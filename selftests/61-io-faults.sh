@@ -30,7 +30,9 @@
 # never turn into a corrupt image or a kernel problem.
 #
 # VHDCRYPT_FAULT_KINDS: image kinds (lib-write.sh; default qcow2-luks
-# vhd-openxt).
+# vhd-openxt).  Each fault class runs on one kind in turn, the fail-stop
+# case on every kind; VHDCRYPT_FULL=1 (make check-full): every class on
+# every kind.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-img.sh"
@@ -241,7 +243,7 @@ delay_case() {
 	intact && fault_map --readonly && "$WLOG" check "$WORK/j1" "/dev/mapper/$F_VC"
 }
 
-ERROR_READS=
+ERROR_READS=no
 fault_case() {
 	"$@"
 	local rc=$?
@@ -250,36 +252,40 @@ fault_case() {
 	return $rc
 }
 
-for kind in $KINDS; do
-	run_case "$kind: data read fails (error target)" fault_case read_fault "$kind" data error
-	run_case "$kind: data read fails at completion (error behind dm-delay)" \
-		fault_case read_fault "$kind" data aerror
-	run_case "$kind: data read fails, writes pass (dm-delay split)" \
-		fault_case read_fault "$kind" data rerror
-	run_case "$kind: metadata read fails (error target)" fault_case read_fault "$kind" meta error
-	run_case "$kind: metadata read fails at completion (error behind dm-delay)" \
-		fault_case read_fault "$kind" meta aerror
-	if [ -z "$ERROR_READS" ]; then
-		ERROR_READS=no
-		stack_probe() { truncate -s 1M "$WORK/p" && fault_stack "$WORK/p" && fault_has_error_reads; }
-		stack_probe && ERROR_READS=yes
-		dm_remove_all
-	fi
-	if [ "$ERROR_READS" = yes ]; then
-		run_case "$kind: data read fails (dm-flakey error_reads)" \
-			fault_case read_fault "$kind" data freads
-	else
-		tap_skip "$kind: data read fails (dm-flakey error_reads)" \
-			"this kernel's dm-flakey has no error_reads (6.1)"
-	fi
-	run_case "$kind: allocating writes fail (dm-delay split)" fault_case write_fault "$kind" werror
-	run_case "$kind: allocating writes fail (dm-flakey error_writes)" \
-		fault_case write_fault "$kind" ferror
-	run_case "$kind: allocating writes vanish (dm-flakey drop_writes)" \
-		fault_case write_fault "$kind" drop
-	run_case "$kind: metadata write fails at commit: fail-stop, reload" \
-		fault_case commit_fault "$kind"
-	run_case "$kind: the device fails at a flush under load" fault_case midrun_fault "$kind"
-	run_case "$kind: writes and flushes over dm-delay" fault_case delay_case "$kind"
-done
+# fcase [--every-kind] DESC FN ARGS...: FN KIND ARGS... as a test case
+# for every kind (with VHDCRYPT_FULL or --every-kind), else for the next
+# kind in turn: each fault class once.
+NCASE=0
+fcase() {
+	local every=${VHDCRYPT_FULL:-} desc fn k kinds
+	[ "$1" != --every-kind ] || { every=1; shift; }
+	desc=$1 fn=$2
+	shift 2
+	read -r -a kinds <<<"$KINDS"
+	[ -n "$every" ] || kinds=("${kinds[NCASE++ % ${#kinds[@]}]}")
+	for k in "${kinds[@]}"; do
+		run_case "$k: $desc" fault_case "$fn" "$k" "$@"
+	done
+}
+
+fcase "data read fails (error target)" read_fault data error
+fcase "data read fails at completion (error behind dm-delay)" read_fault data aerror
+fcase "data read fails, writes pass (dm-delay split)" read_fault data rerror
+fcase "metadata read fails (error target)" read_fault meta error
+fcase "metadata read fails at completion (error behind dm-delay)" read_fault meta aerror
+truncate -s 1M "$WORK/p" && fault_stack "$WORK/p" && fault_has_error_reads && ERROR_READS=yes
+dm_remove_all
+if [ "$ERROR_READS" = yes ]; then
+	fcase "data read fails (dm-flakey error_reads)" read_fault data freads
+else
+	tap_skip "data read fails (dm-flakey error_reads)" \
+		"this kernel's dm-flakey has no error_reads (6.1)"
+fi
+fcase "allocating writes fail (dm-delay split)" write_fault werror
+fcase "allocating writes fail (dm-flakey error_writes)" write_fault ferror
+fcase "allocating writes vanish (dm-flakey drop_writes)" write_fault drop
+# Fail-stop on every kind: each format commits its own way.
+fcase --every-kind "metadata write fails at commit: fail-stop, reload" commit_fault
+fcase "the device fails at a flush under load" midrun_fault
+fcase "writes and flushes over dm-delay" delay_case
 tap_done

@@ -18,8 +18,13 @@
 # change, chain changes), and a commit racing a reload is where written
 # data would be lost.
 #
+# fio with verify=crc32c does the same under reloads beside it: every
+# block it wrote reads back as written, live and after the reloads.
+#
 # VHDCRYPT_RELOAD_KINDS: image kinds (lib-write.sh); VHDCRYPT_RELOAD_WRITES:
-# writes per run (default 300).
+# writes per run (default 60, about 6 reloads at flushes; 300 with
+# VHDCRYPT_FULL=1).  By default one kind per case, each case once;
+# VHDCRYPT_FULL=1 (make check-full): every case on every kind.
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-img.sh"
@@ -28,7 +33,9 @@
 start_image_test qemu-img qemu-io cryptsetup
 [ -x "$WLOG" ] || skip_all "selftests/tools not built (make selftests-tools)"
 KINDS=${VHDCRYPT_RELOAD_KINDS:-qcow2-luks qcow2-extl2 vhd-openxt}
-WRITES=${VHDCRYPT_RELOAD_WRITES:-300}
+FULL=${VHDCRYPT_FULL:-}
+WRITES=${VHDCRYPT_RELOAD_WRITES:-${FULL:+300}}
+WRITES=${WRITES:-60}
 SIZE=24M
 IMG=$WORK/img
 VC=$CASE_PREFIX-rl
@@ -102,9 +109,57 @@ beside() {
 	checked
 }
 
-for kind in $KINDS; do
-	run_case "$kind: reload at every flush, O_DIRECT, 3 threads" at_flush "$kind" --direct
-	run_case "$kind: reloads beside the workload, buffered + fsync" beside "$kind" --fsync
-done
-run_case "qcow2-luks: reloads beside the workload, O_DIRECT" beside qcow2-luks --direct
+# fio writes at random with verify=crc32c (checksum and offset in every
+# 4 KiB block) while tables reload beside it, then verifies everything it
+# wrote, then the image is checked by its own tools.
+fio_verify() {
+	local kind=$1 pid rc=0 n
+	start "$kind" || return 1
+	fio --name=reload --filename="/dev/mapper/$VC" --rw=randwrite --bs=4k --direct=1 \
+		--ioengine=libaio --iodepth=8 --size=8M --offset=4M --verify=crc32c \
+		--verify_fatal=1 --do_verify=1 --randseed=62 --fsync=32 \
+		--output="$WORK/fio.out" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sh "$WORK/reload" || break
+	done
+	wait "$pid" || rc=$?
+	n=$(cat "$WORK/n")
+	grep -E 'err=|verify' "$WORK/fio.out" | head -n 5
+	[ ! -s "$WORK/reload.err" ] || { cat "$WORK/reload.err"; return 1; }
+	[ "$rc" -eq 0 ] || { echo "fio failed: exit $rc"; cat "$WORK/fio.out"; return 1; }
+	echo "$n reloads"
+	[ "$n" -ge 2 ] || { echo "fewer than 2 reloads under load"; return 1; }
+	# Verify again after the reloads, then through a new read-only table.
+	fio --name=reload --filename="/dev/mapper/$VC" --rw=randwrite --bs=4k --direct=1 \
+		--size=8M --offset=4M --verify=crc32c --verify_fatal=1 --verify_only=1 \
+		--randseed=62 --output="$WORK/fio2.out" ||
+		{ cat "$WORK/fio2.out"; return 1; }
+	dm_remove "$VC" || return 1
+	if [ "$W_FMT" = vhd ]; then
+		"$VHDCHECK" check "$IMG"
+	else
+		local args out
+		mapfile -t args < <(wimg_qemu_args "$IMG")
+		out=$(qemu-img check "${args[@]}" 2>&1) || { echo "$out"; return 1; }
+	fi
+}
+
+# rcase DESC FN ARGS...: FN KIND ARGS... for every kind (VHDCRYPT_FULL),
+# else for the next kind in turn.
+NCASE=0
+rcase() {
+	local desc=$1 fn=$2 k kinds
+	shift 2
+	read -r -a kinds <<<"$KINDS"
+	[ -n "$FULL" ] || kinds=("${kinds[NCASE++ % ${#kinds[@]}]}")
+	for k in "${kinds[@]}"; do
+		run_case "$k: $desc" "$fn" "$k" "$@"
+	done
+}
+
+rcase "reload at every flush, O_DIRECT, 3 threads" at_flush --direct
+rcase "reloads beside the workload, buffered + fsync" beside --fsync
+rcase "reloads beside fio verify, O_DIRECT" fio_verify
+[ -z "$FULL" ] || rcase "reloads beside the workload, O_DIRECT" beside --direct
 tap_done

@@ -10,7 +10,8 @@
 #                          H_FMT/H_CIPHER/H_KEY/H_OPTS/H_TOOL[base]
 #   hostile_case ID BASE CATEGORY EXPECT TOOL SECTORS FILE DESC
 #                          one manifest line: load, read, write, check
-#                          (status 0 ok, 1 failed; output = diagnostics)
+#                          (status 0 ok, 1 failed; output = diagnostics;
+#                          H_SET=full: vhdcryptsetup open on every image)
 #
 # The image device: the damaged image (grown, so the target can allocate)
 # on a loop device limited to exactly its size (--sizelimit), over a file
@@ -313,7 +314,7 @@ hostile_case() {
 	fi
 	if [ "$mode" = refused ] || [ "$tool" = refuse ]; then
 		h_tool refuse "$img" "$base" || ok=1
-	elif [ "${VHDCRYPT_HOSTILE:-}" = full ]; then
+	elif [ "${H_SET:-}" = full ]; then
 		h_tool any "$img" "$base" || ok=1
 	fi
 	rm -f "$img" "$disk" "$before"

@@ -13,7 +13,7 @@ backing chains.
                                       itself (KIND: small = dynamic, 64 KiB
                                       blocks; child = differencing child of
                                       small.vhd in the same directory)
-  genimages.py gen BASEDIR OUTDIR [--sample] [--only SUBSTR]
+  genimages.py gen BASEDIR OUTDIR [--quick|--sample] [--only SUBSTR]
                                       derive images from the bases in BASEDIR
                                       (names below) into OUTDIR and write
                                       OUTDIR/manifest
@@ -31,8 +31,10 @@ do: "refuse" (the load fails), "eio" (the load fails, or some read fails
 with EIO) or "any" (either, or a clean read).  TOOL says what
 "vhdcryptsetup open" must do: "refuse", or "any" (must not crash; the same
 as the table load when the load is refused).  SECTORS is the table length:
-the virtual size the image claims (at least 1).  --sample marks a
-representative subset (SAMPLE) and writes only those.
+the virtual size the image claims (at least 1).  --sample writes only a
+representative subset (SAMPLE), --quick a smaller one for make check
+(QUICK: a damaged L1, L2, refcount, BAT, bitmap, compressed descriptor,
+extended L2 entry, LUKS and key hash, a cut, and the looping chains).
 """
 
 import hashlib
@@ -1120,8 +1122,20 @@ SAMPLE = [
 ]
 
 
-def in_sample(base, desc):
-    return [x for x in SAMPLE if x[0] == base and desc.startswith(x[1])]
+# The quick set (--quick, make check): a part of SAMPLE.
+QUICK = [
+    ("q3", "l1_table_offset = 0x10000"), ("q3", "L2 entry at its own L2 table"),
+    ("q3", "refcount 0 for an L2 table"), ("q3", "cut at L2 table 0"),
+    ("q512", "L2 entry past the end"), ("qluks", "L2 entry into the LUKS header"),
+    ("qext", "subclusters both allocated and zero"),
+    ("qcomp", "compressed cluster largest offset and sector count"),
+    ("vdyn", "two BAT entries for one block"), ("vsmall", "bits past the end of block"),
+    ("vfix", "fixed disk larger than the file"), ("oxt128", "key hash flipped"),
+]
+
+
+def in_sample(base, desc, sample=None):
+    return [x for x in sample or SAMPLE if x[0] == base and desc.startswith(x[1])]
 
 
 def catalogue(name, path):
@@ -1136,20 +1150,20 @@ def catalogue(name, path):
 
 def cmd_gen(args, write=True):
     basedir, out = args[0], args[1] if write else None
-    sample = "--sample" in args
+    sample = QUICK if "--quick" in args else SAMPLE if "--sample" in args else None
     only = args[args.index("--only") + 1] if "--only" in args else None
     bases = find_bases(basedir)
     if write:
         os.makedirs(out, exist_ok=True)
     lines, n = [], 0
-    unused = set(x for x in SAMPLE if x[0] in bases)
+    unused = set(x for x in sample or SAMPLE if x[0] in bases)
     for name, path in bases.items():
         d, items = catalogue(name, path)
         ext = os.path.splitext(path)[1]
         fmt = "qcow2" if ext == ".qcow2" else "vhd"
         base_sectors = (Qcow2(d).size if fmt == "qcow2" else Vhd(d).size) // SECTOR
         for cat, desc, expect, tool, fn in items:
-            hits = in_sample(name, desc)
+            hits = in_sample(name, desc, sample)
             unused.difference_update(hits)
             if sample and not hits:
                 continue
