@@ -130,10 +130,10 @@ fio_verify() {
 	[ ! -s "$WORK/reload.err" ] || { cat "$WORK/reload.err"; return 1; }
 	[ "$rc" -eq 0 ] || { echo "fio failed: exit $rc"; cat "$WORK/fio.out"; return 1; }
 	echo "$n reloads"
-	# Verify again after the reloads, then through a new read-only table.
+	# Verify it all again once the reloads are over, then check the image.
 	fio --name=reload --filename="/dev/mapper/$VC" --rw=randwrite --bs=4k --direct=1 \
-		--size=8M --offset=4M --verify=crc32c --verify_fatal=1 --verify_only=1 --verify_state_save=0 \
-		--randseed=62 --output="$WORK/fio2.out" ||
+		--size=8M --offset=4M --verify=crc32c --verify_fatal=1 --verify_only=1 \
+		--verify_state_save=0 --randseed=62 --output="$WORK/fio2.out" ||
 		{ cat "$WORK/fio2.out"; return 1; }
 	dm_remove "$VC" || return 1
 	if [ "$W_FMT" = vhd ]; then
