@@ -55,6 +55,12 @@ sample) sample=--sample ;;
 *) sample='' H_SET=full ;;
 esac
 
+# Known kernel bug: qcow2 writes check no overlap with metadata (QEMU's
+# overlap check).  A data cluster that a damaged L2 entry or refcount puts
+# on an L2 table, a refcount block or the LUKS header is written over, and
+# an L1 entry on a refcount block gets L2 entries written into it.
+KNOWN_WORSE="kernel bug: qcow2 writes over metadata (no overlap check)"
+
 t0=$SECONDS
 if ! hostile_bases "$WORK/bases" >"$WORK/bases.log" 2>&1; then
 	tap_fail "base images" "$(cat "$WORK/bases.log")"
@@ -75,11 +81,11 @@ while IFS=$'\t' read -r id base cat expect tool sectors file desc; do
 		>"$WORK/case.out" 2>&1
 	rc=$?
 	name="$id $base: $desc [$cat, $expect]"
-	if [ "$rc" -eq 0 ]; then
-		tap_ok "$name"
-	else
-		tap_fail "$name"
-	fi
+	case $rc in
+	0) tap_ok "$name" ;;
+	2) tap_todo "$name" "$KNOWN_WORSE" ;;
+	*) tap_fail "$name" ;;
+	esac
 	if [ "$rc" -ne 0 ] || [ "${VHDCRYPT_HOSTILE_VERBOSE:-}" ]; then
 		tap_diag "$(cat "$WORK/case.out")"
 	fi

@@ -10,7 +10,9 @@
 #                          H_FMT/H_CIPHER/H_KEY/H_OPTS/H_TOOL[base]
 #   hostile_case ID BASE CATEGORY EXPECT TOOL SECTORS FILE DESC
 #                          one manifest line: load, read, write, check
-#                          (status 0 ok, 1 failed; output = diagnostics;
+#                          (status 0 ok, 1 failed, 2 only failed because
+#                          the writes made the damage worse; output =
+#                          diagnostics;
 #                          H_SET=full: vhdcryptsetup open on every image)
 #
 # The image device: the damaged image (grown, so the target can allocate)
@@ -203,7 +205,7 @@ hostile_case() {
 	local id=$1 base=$2 cat=$3 expect=$4 tool=$5 sectors=$6 file=$7
 	local ext=${7##*.} name=$H_PREFIX-case img disk=$SELFTEST_TMP/disk
 	local before=$SELFTEST_TMP/before size lo table opts mode io rc st log ok=0
-	local nread kb ka wr H_T0
+	local nread kb ka wr H_T0 worse=0
 
 	H_T0=${EPOCHREALTIME/[.,]/}
 	if [ "$cat" = chain ]; then
@@ -297,7 +299,7 @@ hostile_case() {
 	if [ "$mode" = rw ]; then
 		# A write never makes the damage worse: no new kind of corruption,
 		# and the metadata no write may touch is unchanged.
-		python3 "$H_GEN" compare "$before" "$disk" || ok=1
+		python3 "$H_GEN" compare "$before" "$disk" || worse=1
 		echo "compared ($(h_ms) ms)"
 		if [ "${H_FMT[$base]}" = qcow2 ]; then
 			kb=$(h_qcheck "$base" "$before")
@@ -307,7 +309,7 @@ hostile_case() {
 			elif [ -n "$(comm -13 <(printf '%s\n' "$kb") <(printf '%s\n' "$ka"))" ]; then
 				printf 'qemu-img check: new kind of damage after the writes:\n%s\nbefore:\n%s\n' \
 					"$(comm -13 <(printf '%s\n' "$kb") <(printf '%s\n' "$ka"))" "$kb"
-				ok=1
+				worse=1
 			fi
 			echo "qemu-img check before and after ($(h_ms) ms)"
 		fi
@@ -318,5 +320,6 @@ hostile_case() {
 		h_tool any "$img" "$base" || ok=1
 	fi
 	rm -f "$img" "$disk" "$before"
+	[ "$ok" -ne 0 ] || [ "$worse" -eq 0 ] || return 2
 	return $ok
 }
