@@ -5,6 +5,7 @@
 # make check            unit tests on the host + selftests in a VM on 6.1 and 6.12
 # make check-full       the same with the long variants (hours)
 # make selftests-tools  selftests/tools: replay-log, wlog (test tools)
+# make check-debug      selftests in a VM on a KASAN/lockdep/kmemleak 6.12 kernel
 # make install          module (+depmod), tool, man page, udev rules under DESTDIR/PREFIX
 
 # Default kernel: the running one if its headers exist, else the newest installed.
@@ -20,7 +21,7 @@ UDEVDIR ?= /lib/udev/rules.d
 KERNEL_SRC := $(wildcard kernel/*.c kernel/*.h kernel/Kbuild kernel/conftest.sh kernel/conftest/*.c)
 INCLUDE_SRC := $(wildcard include/vhdcrypt/*.h)
 
-.PHONY: all module modules-all userspace selftests-tools check check-full install clean sparse checkpatch
+.PHONY: all module modules-all userspace selftests-tools check check-full check-debug install clean sparse checkpatch
 
 all: module userspace
 
@@ -67,6 +68,13 @@ check-full:
 	$(MAKE) --no-print-directory all selftests-tools
 	VHDCRYPT_FULL=1 VHDCRYPT_TIMEOUT_SCALE=$${VHDCRYPT_TIMEOUT_SCALE:-8} \
 		VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/run-checks
+
+# The kernel is built once (scripts/build-debug-kernel, cached in
+# build/kernel-debug/), the module against it; SELFTEST_ONLY picks tests.
+check-debug:
+	scripts/install-deps --debug-kernel
+	$(MAKE) --no-print-directory userspace selftests-tools
+	VHDCRYPT_KERNELS=debug VHDCRYPT_HOST_TESTS=0 scripts/run-checks
 
 # checkpatch.pl from an unpacked kernel tree, else from Debian's
 # linux-source-* tarball (unpacked into build/checkpatch).

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.1
 #
 # Faults below the target and hostile sizes (issue 14): image and backing
 # devices with 4096-byte logical blocks are refused; a qcow2 whose l1_size

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.12
 #
 # The I/O path after issue 14: encrypted reads under memory pressure (a
 # squeezed memory cgroup) complete with the right data, and decryption and

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=1200
+# check-kernels=6.12
 #
 # vhdcryptsetup with the OpenXT fixture images (made by the real OpenXT
 # tools): every image and chain opened through --key-dir and through

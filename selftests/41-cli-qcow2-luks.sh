@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=1200
+# check-kernels=6.1
 #
 # vhdcryptsetup with qcow2 images made by qemu-img/qemu-io: built-in LUKS
 # (several ciphers and hashes, 512-byte and 64 KiB clusters), the passphrase

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.12
 #
 # Detached LUKS headers: "cryptsetup luksFormat --header" over a raw payload
 # file (LUKS1 PBKDF2, LUKS2 PBKDF2 and Argon2id, another cipher, a payload

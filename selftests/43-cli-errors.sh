@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=600
+# check-kernels=6.1
 #
 # vhdcryptsetup error paths: each must fail with one clear line and the
 # documented exit code, as cryptsetup's (1 wrong parameters, not an image or

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=1200
+# check-kernels=6.1
 #
 # Images made by the real tools that vhdcryptsetup once refused, each opened
 # and compared with what its peers show:

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.1
 #
 # vhdcryptsetup defects that need a kernel (issue 15; the others are host
 # tests in userspace/tests): status --json of an image whose path is not

@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.12
 #
 # vhdcryptsetup open maps read-write by default: for every kind of image
-# (qcow2 plain and LUKS, VHD plain and OpenXT-keyed, a detached header over
-# a qcow2, a raw payload) data written through the device is, after close,
+# (qcow2 plain and LUKS, VHD plain and OpenXT-keyed, the top of an OpenXT
+# chain with its own or its parent's key and of a qcow2+LUKS chain, whose
+# lower layers stay unchanged, a detached header over a qcow2, a raw payload) data written through the device is, after close,
 # what QEMU (or vhdcheck, or cryptsetup) reads, the image is clean, and a
 # new mapping reads it back; the file is extended while open (a valid image
 # at every moment) and trimmed back by close. status shows the mode and the
@@ -44,7 +46,7 @@ valid_open() {
 	size=$(stat -c %s "$1")
 	[ "$size" -gt "$size0" ] || { echo "not extended: $size <= $size0"; return 1; }
 	case $kind in
-	vhd* | openxt)
+	vhd* | openxt*)
 		# footer at the end of the file, copy at 0
 		cmp -n 512 "$1" <(tail -c 512 "$1") || return 1
 		"$VHDCHECK" check "$1" ;;
@@ -57,30 +59,40 @@ clean() {
 	local file=$1 kind=$2 size0=$3 size out more=$((4 << 20))
 	size=$(stat -c %s "$file")
 	# the data written: about 1.2 MiB in qcow2 clusters, or in up to 5 VHD blocks of 2 MiB
-	case $kind in vhd* | openxt) more=$((13 << 20)) ;; esac
+	case $kind in vhd* | openxt*) more=$((13 << 20)) ;; esac
 	[ "$size" -ge "$size0" ] && [ "$size" -lt $((size0 + more)) ] ||
 		{ echo "size $size after close, $size0 before open"; return 1; }
 	case $kind in
-	vhd* | openxt) "$VHDCHECK" check --clean "$file" ;;
+	vhd* | openxt*) "$VHDCHECK" check --clean "$file" ;;
 	qcow2-luks)
 		out=$(qemu-img check --object "secret,id=sec0,data=$W_PASS" --image-opts \
 			"driver=qcow2,file.filename=$file,encrypt.key-secret=sec0" 2>&1) ||
 			{ echo "$out"; return 1; } ;;
+	luks-chain)
+		out=$(qemu-img check --object "secret,id=sec0,data=$W_PASS" --image-opts \
+			"$(chain_opts "$file")" 2>&1) || { echo "$out"; return 1; } ;;
 	*) out=$(qemu-img check -f qcow2 "$file" 2>&1) || { echo "$out"; return 1; } ;;
 	esac
+}
+
+# chain_opts FILE: QEMU's options for a LUKS overlay over a LUKS base.
+chain_opts() {
+	echo "driver=qcow2,file.filename=$1,encrypt.key-secret=sec0,backing.encrypt.key-secret=sec0"
 }
 
 # plain FILE KIND OUT: the plaintext of the image, as QEMU or vhdcheck decodes it.
 plain() {
 	case $2 in
-	openxt) "$VHDCHECK" decode "$1" --key-dir keys -o "$3" ;;
+	openxt*) "$VHDCHECK" decode "$1" --key-dir keys -o "$3" ;;
+	luks-chain) qemu-img convert --object "secret,id=sec0,data=$W_PASS" --image-opts \
+		"$(chain_opts "$1")" -O raw "$3" ;;
 	*) wimg_plain "$1" "$3" ;;
 	esac
 }
 
 # rw_case KIND: open read-write, write, close, check with QEMU/vhdcheck, reopen.
 rw_case() {
-	local kind=$1 img=$1.img name=$P-$1 size0 ref=$1.ref opts=()
+	local kind=$1 img=$1.img name=$P-$1 size0 ref=$1.ref opts=() lower='' sum_lower
 	case $kind in
 	openxt)
 		# a fixture with its key hash (and a nonce), its key in keys/
@@ -88,10 +100,32 @@ rw_case() {
 		cp -r "$FIXTURES/openxt/keys" . &&
 			xz -dc "$FIXTURES/openxt/aes256xts-nonce.vhd.xz" >"$img"
 		;;
+	openxt-own | openxt-inherit)
+		# the top of a chain the real tools made: a child with its own key,
+		# or one encrypted with its parent's key
+		img=child-${kind#openxt-}.vhd opts=(--key-dir keys)
+		cp -r "$FIXTURES/openxt/keys" . &&
+			xz -dc "$FIXTURES/openxt/parent.vhd.xz" >parent.vhd &&
+			xz -dc "$FIXTURES/openxt/$img.xz" >"$img"
+		;;
+	luks-chain)
+		# a qcow2+LUKS overlay over a qcow2+LUKS base QEMU wrote
+		img=top.qcow2
+		luks_create lbase.qcow2 "$SIZE" "$W_PASS" "" &&
+			qemu-io --object "secret,id=sec0,data=$W_PASS" --image-opts \
+				"driver=qcow2,file.filename=lbase.qcow2,encrypt.key-secret=sec0" \
+				-c "write -P 0x77 0 8M" >/dev/null &&
+			luks_create "$img" "$SIZE" "$W_PASS" "" -u -b lbase.qcow2 -F qcow2
+		;;
 	*) wimg_make "$kind" "$img" "$SIZE" ;;
 	esac || { tap_fail "$kind: make the image"; return; }
-	[ "$kind" = qcow2-luks ] && opts=(--key-file "$W_PASS_FILE")
-	if [ "$kind" = openxt ]; then
+	case $kind in
+	qcow2-luks) opts=(--key-file "$W_PASS_FILE") ;;
+	luks-chain) opts=(--key-file "$W_PASS_FILE") lower=lbase.qcow2 ;;
+	openxt-*) lower=parent.vhd ;;
+	esac
+	[ -z "$lower" ] || sum_lower=$(sha256sum <"$lower")
+	if [ "$kind" != "${kind#openxt}" ] || [ "$kind" = luks-chain ]; then
 		# what the tool's read path shows (tested elsewhere): vhdcheck decodes slowly
 		"$TOOL" open --readonly "${opts[@]}" "$img" "$name" &&
 			dd if="/dev/mapper/$name" of="$ref" bs=1M status=none && "$TOOL" close "$name"
@@ -111,11 +145,13 @@ rw_case() {
 	plain "$img" "$kind" "$kind.after" &&
 		tap_check "$kind: QEMU (or vhdcheck) reads what was written" cmp "$kind.after" "$ref"
 	open_cmp "$kind: reopened" "$img" "$ref" "${opts[@]}"
+	[ -z "$lower" ] || tap_check "$kind: the lower layer is unchanged" \
+		test "$(sha256sum <"$lower")" = "$sum_lower"
 }
 
 W_PASS_FILE=$W/wpass
 printf %s "$W_PASS" >"$W_PASS_FILE"
-for kind in qcow2 qcow2-luks vhd openxt; do
+for kind in qcow2 qcow2-luks vhd openxt openxt-own openxt-inherit luks-chain; do
 	rw_case "$kind"
 done
 

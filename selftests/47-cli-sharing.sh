@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
+# check-kernels=6.1
 #
 # vhdcryptsetup open, the read-only cases and what it shares with others:
 # --readonly, a read-only file, legacy AES and a dirty qcow2 map read-only

@@ -9,12 +9,14 @@
 # independent VHD decoder) reads exactly what was written, and so does a
 # new mapping. Then what must stay unchanged: internal snapshots, backing
 # files, read-only mappings; and zero and compressed clusters, the OpenXT
-# fixtures with their key hash, discard, write-zeroes and a device too
-# small to grow in.
+# fixtures with their key hash, discard, write-zeroes, fio's verify, the
+# whole disk filled and a device too small to grow in.
 
 # shellcheck disable=SC2034 # W_* are read by lib-write.sh
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-img.sh"
+# shellcheck disable=SC2034 # read by run_case in lib-img.sh
+CASE_SPLIT=1	# independent cases: make check spreads them over the kernels
 . "$(dirname "$0")/lib-write.sh"
 
 start_image_test qemu-img qemu-io cryptsetup xz
@@ -70,6 +72,10 @@ for kind in qcow2 qcow2-512 qcow2-2m qcow2-extl2 qcow2-v2 qcow2-luks vhd vhd-ope
 	run_case "random writes, $kind, O_DIRECT, 3 threads" kind_case "$kind" --direct --threads 3
 done
 run_case "random writes, qcow2-luks, buffered" kind_case qcow2-luks
+run_case "random writes, qcow2-luks-aes128, O_DIRECT, 2 threads" kind_case qcow2-luks-aes128 \
+	--direct --threads 2
+run_case "random writes, qcow2-luks-cbc-essiv, O_DIRECT, 2 threads" kind_case qcow2-luks-cbc \
+	--direct --threads 2
 run_case "random writes, vhd-openxt, buffered" kind_case vhd-openxt
 
 # Writes over data QEMU wrote: in place, partly allocated, and around it.
@@ -215,6 +221,29 @@ fill_case() {
 head -c 16M /dev/urandom >"$WORK/fill.pattern"
 run_case "fill the whole disk, qcow2-luks" fill_case qcow2-luks
 run_case "fill the whole disk, vhd-openxt" fill_case vhd-openxt
+
+# fio with verify, several jobs on disjoint ranges: what each job wrote
+# reads back at once, and again from the image through a new mapping.
+fio_case() {
+	local kind=$1 img=$WORK/fio.img args
+	wimg_make "$kind" "$img" "$SIZE" && wimg_grow "$img" && map_rw "$img" || return 1
+	args=(--filename="$(dev rw)" --direct=1 --ioengine=psync --rw=randwrite
+		--bsrange=4k-64k --numjobs=3 --size=6M --offset_increment=8M
+		--verify=crc32c --verify_state_save=0 --randseed="$RANDOM" --group_reporting)
+	fio --name=w "${args[@]}" --fsync=16 >"$WORK/fio.out" 2>&1 ||
+		{ tail -20 "$WORK/fio.out"; return 1; }
+	dm_remove "$CASE_PREFIX-rw"
+	wimg_check "$img" && loop "$img" && map ro "$(wtable "$LOOP")" || return 1
+	args[0]=--filename="$(dev ro)"
+	fio --name=w "${args[@]}" --verify_only >"$WORK/fio.out" 2>&1 ||
+		{ tail -20 "$WORK/fio.out"; return 1; }
+}
+if command -v fio >/dev/null; then
+	run_case "fio verify, 3 jobs, qcow2-luks" fio_case qcow2-luks
+	run_case "fio verify, 3 jobs, vhd-openxt" fio_case vhd-openxt
+else
+	tap_skip "fio verify" "no fio"
+fi
 
 # A device without room: ENOSPC, and the image stays consistent.
 enospc_case() {

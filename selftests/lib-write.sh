@@ -20,6 +20,8 @@
 #
 # KIND: qcow2 (64 KiB clusters), qcow2-512 (512-byte clusters), qcow2-2m,
 # qcow2-extl2, qcow2-v2, qcow2-luks (aes-xts-plain64, host-sector IVs),
+# qcow2-luks-aes128 (aes-xts-plain64, 256-bit key), qcow2-luks-cbc
+# (aes-cbc-essiv:sha256),
 # vhd (dynamic, plain), vhd-openxt (dynamic, AES-256-XTS by virtual sector,
 # as OpenXT encrypts).
 
@@ -38,8 +40,13 @@ wimg_make() {
 	qcow2-extl2)
 		qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=64k "$file" "$size" ;;
 	qcow2-v2) qemu-img create -q -f qcow2 -o compat=0.10 "$file" "$size" ;;
-	qcow2-luks)
-		luks_create "$file" "$size" "$W_PASS" "" || return 1
+	qcow2-luks | qcow2-luks-aes128 | qcow2-luks-cbc)
+		local opts=
+		case $kind in
+		*-aes128) opts=encrypt.cipher-alg=aes-128 ;;
+		*-cbc) opts=encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256 ;;
+		esac
+		luks_create "$file" "$size" "$W_PASS" "$opts" || return 1
 		ck=$(luks_key "$file" "$W_PASS") || return 1
 		W_CIPHER=${ck% *} W_KEY=${ck#* } W_OPTS=iv_sector:host
 		;;
@@ -78,7 +85,7 @@ wtable() {
 
 # qemu-img's arguments for FILE: LUKS images need the passphrase.
 wimg_qemu_args() {
-	if [ "$W_KIND" = qcow2-luks ]; then
+	if [ "$W_KIND" != "${W_KIND#qcow2-luks}" ]; then
 		printf '%s\n' --object "secret,id=sec0,data=$W_PASS" \
 			--image-opts "driver=qcow2,file.filename=$1,encrypt.key-secret=sec0"
 	else

@@ -56,10 +56,10 @@ struct vc_conv {
 
 static int vc_conv_check_options(const struct vc_opts *o)
 {
-	int n = !!o->new_keyfile + !!o->new_key_dir + !!o->new_header;
-
-	if (n > 1)
-		return vc_fail(-EINVAL, "give one of --new-keyfile, --new-key-dir and --new-header");
+	/* --new-keyfile is the passphrase of a --new-header */
+	if (o->new_key_dir && (o->new_keyfile || o->new_header))
+		return vc_fail(-EINVAL, "--new-key-dir makes a new OpenXT key: give neither "
+			       "--new-keyfile nor --new-header with it");
 	if (o->type != VC_FMT_UNKNOWN && o->type != VC_FMT_QCOW2 && o->type != VC_FMT_VHD)
 		return vc_fail(-EINVAL, "convert makes a qcow2 or a VHD (--type qcow2 or vhd)");
 	if (o->new_key_dir && o->type != VC_FMT_VHD)
@@ -162,7 +162,7 @@ static int vc_conv_keys(struct vc_conv *cv)
 	} else if (encrypted && cv->src_passphrase && o->key_file) {
 		r = vc_secret_read_file(o->key_file, "--key-file", o->keyfile_offset,
 					o->keyfile_size, &cv->pass, NULL);
-	} else if (encrypted && cv->src_passphrase && isatty(STDIN_FILENO)) {
+	} else if ((encrypted || o->new_header) && isatty(STDIN_FILENO)) {
 		r = vc_new_passphrase("-", 0, 0, cv->dst, &cv->pass);
 	} else if (encrypted || o->new_header) {
 		return vc_fail(-EINVAL, "give the passphrase of %s with --new-keyfile%s", cv->dst,

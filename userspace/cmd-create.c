@@ -402,6 +402,11 @@ static int vc_new_vhd(struct vc_new *nw)
 		if (!rel)
 			return vc_fail(-ENOMEM, "cannot find the path from %s to its parent %s",
 				       c->path, nw->backing_path);
+		if (c->size && c->size != nw->parent->virtual_size) {
+			free(rel);
+			return vc_fail(-EINVAL, "a differencing VHD has its parent's size (%llu "
+				       "bytes): leave out --size", (unsigned long long)nw->parent->virtual_size);
+		}
 		v.parent = nw->parent;
 		v.parent_rel = rel;
 		v.size = nw->parent->virtual_size;

@@ -69,8 +69,6 @@ static int vc_open_check_options(const struct vc_opts *o)
 			       "header takes a passphrase; OpenXT keys are for VHDs without one)");
 	if (o->key_file && o->volume_key_file)
 		return vc_fail(-EINVAL, "give either --key-file or --volume-key-file");
-	if ((o->given & (VC_OPT_KEYFILE_OFFSET | VC_OPT_KEYFILE_SIZE)) && !o->key_file)
-		return vc_fail(-EINVAL, "--keyfile-offset and --keyfile-size apply to --key-file");
 	if (o->type == VC_FMT_RAW && !o->header)
 		return vc_fail(-EINVAL, "--type raw is for a payload under a detached LUKS "
 			       "header; give --header");

@@ -509,6 +509,8 @@ int main(int argc, char **argv)
 		if (o.given & vc_option_bits[i].bit & ~cmd->options)
 			return vc_usage_error("option %s does not apply to %s",
 					      vc_option_bits[i].name, cmd->name);
+	if ((o.given & (VC_OPT_KEYFILE_OFFSET | VC_OPT_KEYFILE_SIZE)) && !o.key_file)
+		return vc_usage_error("--keyfile-offset and --keyfile-size apply to --key-file");
 
 	vc_dm_init();
 	vc_luks_init();
