@@ -18,9 +18,9 @@
 #
 # VHDCRYPT_SQUEEZE_FREE: MiB the hog leaves (default 160);
 # VHDCRYPT_SQUEEZE_MAX: the cgroup's memory.max in MiB (default 32).
-# By default one pass: buffered writes into qcow2 with LUKS, O_DIRECT
-# writes into OpenXT VHD, the OpenXT chain read; VHDCRYPT_FULL=1 (make
-# check-full): every case.
+# By default one pass: 150 buffered writes into qcow2 with LUKS, 150
+# O_DIRECT writes into OpenXT VHD, the OpenXT chain read; VHDCRYPT_FULL=1
+# (make check-full): every case, 300 writes each.
 
 # shellcheck disable=SC2034 # W_* are read by lib-write.sh
 . "$(dirname "$0")/lib.sh"
@@ -34,6 +34,9 @@ MAX=${VHDCRYPT_SQUEEZE_MAX:-32}
 OX=$FIXTURES/openxt
 SIZE=24M
 CG=
+FULL=${VHDCRYPT_FULL:-}
+WRITES=${FULL:+300}
+WRITES=${WRITES:-150}
 
 # --- the squeeze -----------------------------------------------------------
 
@@ -107,7 +110,7 @@ writes_case() {
 	shift
 	wimg_make "$kind" "$img" "$SIZE" && wimg_grow "$img" || return 1
 	loop=$(new_loop "$img") && dm_create "$CASE_PREFIX-rw" "$(wtable "$loop")" || return 1
-	in_cg "$WLOG" run "$(dev rw)" --journal "$WORK/journal" --seed "$RANDOM" --writes 300 \
+	in_cg "$WLOG" run "$(dev rw)" --journal "$WORK/journal" --seed "$RANDOM" --writes "$WRITES" \
 		--threads 3 --flush-every 20 "$@" >/dev/null || return 1
 	in_cg "$WLOG" check "$WORK/journal" "$(dev rw)" || return 1
 	dm_remove "$CASE_PREFIX-rw" && verified "$img"
@@ -156,7 +159,6 @@ cgroup_setup || skip_all "no memory cgroup (cgroup v2 with the memory controller
 hog_start || skip_all "the memory hog did not start"
 tap_diag "hog: ${HOG_MB} MiB; $(squeezed)"
 
-FULL=${VHDCRYPT_FULL:-}
 [ -z "$FULL" ] ||
 	run_case "qcow2-luks: random writes, O_DIRECT, squeezed" writes_case qcow2-luks --direct
 run_case "qcow2-luks: random writes, buffered + fsync, squeezed" writes_case qcow2-luks --fsync
