@@ -75,7 +75,18 @@ yes "canary $$" | head -c 65536 >"$H_CANARY"
 tap_diag "$(wc -l <"$H_OUT/manifest") images made in $((SECONDS - t0)) s${TOOL:+; vhdcryptsetup: $TOOL}"
 at_exit dm_remove "$H_PREFIX-case"
 
+# make check (VHDCRYPT_CHECK_SPLIT=1) runs the odd images on 6.1, the even
+# ones on the other kernels.
+half=
+if [ "${VHDCRYPT_CHECK_SPLIT:-0}" = 1 ] && [ "$H_SET" = quick ]; then
+	half=0
+	case $(uname -r) in 6.1.*) half=1 ;; esac
+fi
 while IFS=$'\t' read -r id base cat expect tool sectors file desc; do
+	if [ -n "$half" ] && [ $((id % 2)) != "$half" ]; then
+		tap_skip "$id $base: $desc [$cat, $expect]" "make check runs it on the other kernel"
+		continue
+	fi
 	t1=${EPOCHREALTIME/[.,]/}
 	hostile_case "$id" "$base" "$cat" "$expect" "$tool" "$sectors" "$file" "$desc" \
 		>"$WORK/case.out" 2>&1
