@@ -161,7 +161,10 @@ rcase() {
 }
 
 rcase "reload at every flush, O_DIRECT, 3 threads" at_flush --direct
-rcase "reloads beside the workload, buffered + fsync" beside --fsync
+rcase "reload at every flush, buffered + fsync, 3 threads" at_flush --fsync
 rcase "reloads beside fio verify, O_DIRECT" fio_verify
-[ -z "$FULL" ] || rcase "reloads beside the workload, O_DIRECT" beside --direct
+if [ -n "$FULL" ]; then
+	rcase "reloads beside the workload, buffered + fsync" beside --fsync
+	rcase "reloads beside the workload, O_DIRECT" beside --direct
+fi
 tap_done
