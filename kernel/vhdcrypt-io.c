@@ -126,8 +126,11 @@ static void vc_clone_endio(struct bio *clone)
 {
 	struct vc_io *io = clone->bi_private;
 
-	if (clone->bi_status)
+	if (clone->bi_status) {
+		/* The device failed a data read: count it as the damage is. */
+		atomic64_inc(&io->vc->io_errors);
 		WRITE_ONCE(io->status, clone->bi_status);
+	}
 	bio_put(clone);
 	vc_io_put(io);
 }

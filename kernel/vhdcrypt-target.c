@@ -297,7 +297,8 @@ static void vc_status(struct dm_target *ti, status_type_t type,
 		DMEMIT("%s %llu cache_hits:%llu cache_misses:%llu io_errors:%llu mem:%zu",
 		       vc->fmt->name, (u64)vc->virtual_sectors, hits, misses,
 		       (u64)atomic64_read(&vc->io_errors), vc->mem_bytes);
-		DMEMIT(" mode:%s data_end:%llu", vc->writable ? "rw" : "ro",
+		DMEMIT(" mode:%s data_end:%llu",
+		       vc_write_failed(vc) ? "failed" : vc->writable ? "rw" : "ro",
 		       (u64)vc->fmt->data_end(vc));
 		if (c->tfm)
 			DMEMIT(" cipher_driver:%s",

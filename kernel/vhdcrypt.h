@@ -396,7 +396,7 @@ struct vc_target {
 	void *fmt_data;
 
 	struct vc_stats __percpu *stats;
-	atomic64_t io_errors;		/* bios failed by a damaged image */
+	atomic64_t io_errors;		/* reads failed: damage, device errors */
 	size_t mem_bytes;		/* held outside the shared metadata cache */
 
 	struct vc_cipher cipher;

@@ -56,8 +56,14 @@ def vhd_checksum(buf, csum_off):
 
 
 def vhd_footer(f):
-    """The footer at the end of the file (fixed disks have no other copy)."""
-    return read_at(f, -512, 512)
+    """The footer at the end of the file (fixed disks have no other copy),
+    else, as readers do after a crash or a grow, the copy at offset 0."""
+    ft = read_at(f, -512, 512)
+    if ft[0:8] != b"conectix":
+        head = read_at(f, 0, 512)
+        if head[0:8] == b"conectix":
+            return head
+    return ft
 
 
 def vhd_info(f):
