@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # timeout=900
-# check-kernels=6.12
+# check-kernels=6.1
 #
 # vhdcryptsetup create, in the kernel: every kind of image it makes (qcow2
 # with LUKS1 and several ciphers, cluster sizes, an overlay, a detached LUKS2
