@@ -43,23 +43,6 @@ run_writes() {
 	dm_remove "$CASE_PREFIX-rw"
 }
 
-# verified FILE [--initial RAW]: structure clean (no leaks either), QEMU's
-# (or vhdcheck's) plaintext and a new read-only mapping hold the journal.
-verified() {
-	local file=$1 args out
-	shift
-	if [ "$W_FMT" = vhd ]; then
-		"$VHDCHECK" check "$file" || return 1
-	else
-		mapfile -t args < <(wimg_qemu_args "$file")
-		out=$(qemu-img check "${args[@]}" 2>&1) || { echo "$out"; return 1; }
-	fi
-	wimg_plain "$file" "$WORK/plain.raw" || return 1
-	"$WLOG" check "$WORK/journal" "$WORK/plain.raw" "$@" || return 1
-	loop "$file" && map ro "$(wtable "$LOOP")" &&
-		"$WLOG" check "$WORK/journal" "$(dev ro)" "$@"
-}
-
 # Random writes into an empty image of each kind.
 kind_case() {
 	local kind=$1 img=$WORK/$1.img

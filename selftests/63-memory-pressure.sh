@@ -94,18 +94,6 @@ squeezed() {
 
 # --- the workloads ---------------------------------------------------------
 
-verified() {
-	local file=$1 args out
-	shift
-	if [ "$W_FMT" = vhd ]; then
-		"$VHDCHECK" check "$file" || return 1
-	else
-		mapfile -t args < <(wimg_qemu_args "$file")
-		out=$(qemu-img check "${args[@]}" 2>&1) || { echo "$out"; return 1; }
-	fi
-	wimg_plain "$file" "$WORK/plain.raw" && "$WLOG" check "$WORK/journal" "$WORK/plain.raw" "$@"
-}
-
 writes_case() {
 	local kind=$1 img=$WORK/w.img
 	shift

@@ -2,7 +2,7 @@
 # shellcheck shell=bash disable=SC2034
 # (SC2034: W_* are used by the test files)
 #
-# Helpers for the write selftests (50-59): writable images of every kind,
+# Helpers for the write selftests (46, 50-63): writable images of every kind,
 # their vhdcrypt tables, and the independent checks (qemu-img for qcow2,
 # selftests/tools/vhdcheck for VHD).  Sourced after lib.sh and lib-img.sh.
 #
@@ -17,6 +17,8 @@
 #                              vhdcheck check
 #   wimg_plain FILE OUT        the virtual disk's plaintext, decoded by QEMU
 #                              (qcow2) or vhdcheck (VHD)
+#   verified FILE [--initial RAW]  after a wlog run: clean, and the journal
+#                              holds in the plaintext and a new mapping
 #
 # KIND: qcow2 (64 KiB clusters), qcow2-512 (512-byte clusters), qcow2-2m,
 # qcow2-extl2, qcow2-v2, qcow2-luks (aes-xts-plain64, host-sector IVs),
@@ -117,4 +119,21 @@ wimg_plain() {
 	fi
 	mapfile -t args < <(wimg_qemu_args "$1")
 	qemu-img convert "${args[@]}" -O raw "$2"
+}
+
+# verified FILE [--initial RAW]: structure clean (no leaks either), QEMU's
+# (or vhdcheck's) plaintext and a new read-only mapping hold the journal.
+verified() {
+	local file=$1 args out
+	shift
+	if [ "$W_FMT" = vhd ]; then
+		"$VHDCHECK" check "$file" || return 1
+	else
+		mapfile -t args < <(wimg_qemu_args "$file")
+		out=$(qemu-img check "${args[@]}" 2>&1) || { echo "$out"; return 1; }
+	fi
+	wimg_plain "$file" "$WORK/plain.raw" || return 1
+	"$WLOG" check "$WORK/journal" "$WORK/plain.raw" "$@" || return 1
+	loop "$file" && map ro "$(wtable "$LOOP")" &&
+		"$WLOG" check "$WORK/journal" "$(dev ro)" "$@"
 }
