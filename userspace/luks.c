@@ -246,6 +246,20 @@ int vc_luks_deactivate(const char *name)
 	return 0;
 }
 
+/* libcryptsetup on the header file or device hdr, its messages through vc_luks_log. */
+static int vc_luks_init_hdr(const char *hdr, struct crypt_device **cd)
+{
+	int r;
+
+	vc_luks_lasterr[0] = '\0';
+	*cd = NULL;
+	r = crypt_init(cd, hdr);
+	if (r < 0)
+		return vc_fail(r, "cannot open %s for its LUKS header: %s", hdr, strerror(-r));
+	crypt_set_log_callback(*cd, vc_luks_log, NULL);
+	return 0;
+}
+
 int vc_luks_format(const char *hdr, const char *label, const struct vc_luks_new *n,
 		   const struct vc_secret *vk, const struct vc_secret *pass, uint64_t *hdr_bytes)
 {
@@ -263,11 +277,9 @@ int vc_luks_format(const char *hdr, const char *label, const struct vc_luks_new 
 		return vc_fail(-EINVAL, "cipher \"%s\" is not <cipher>-<mode>-<iv> (for example "
 			       "aes-xts-plain64)", n->cipher);
 	*mode++ = '\0';
-	vc_luks_lasterr[0] = '\0';
-	r = crypt_init(&cd, hdr);
-	if (r < 0)
-		return vc_fail(r, "cannot open %s for its LUKS header: %s", hdr, strerror(-r));
-	crypt_set_log_callback(cd, vc_luks_log, NULL);
+	r = vc_luks_init_hdr(hdr, &cd);
+	if (r)
+		return r;
 	pbkdf.type = n->pbkdf ? n->pbkdf : luks1 ? CRYPT_KDF_PBKDF2 : NULL;
 	if (pbkdf.type || n->iter_time) {
 		const struct crypt_pbkdf_type *def = crypt_get_pbkdf_default(n->type);
@@ -484,11 +496,9 @@ int vc_luks_restore(const char *hdr, const char *backup, const char *label)
 	struct crypt_device *cd = NULL;
 	int r;
 
-	vc_luks_lasterr[0] = '\0';
-	r = crypt_init(&cd, hdr);
-	if (r < 0)
-		return vc_fail(r, "cannot open %s: %s", hdr, strerror(-r));
-	crypt_set_log_callback(cd, vc_luks_log, NULL);
+	r = vc_luks_init_hdr(hdr, &cd);
+	if (r)
+		return r;
 	r = crypt_header_restore(cd, NULL, backup);
 	crypt_free(cd);
 	return r < 0 ? vc_luks_failed(r, "restore the LUKS header", label) : 0;
@@ -499,11 +509,9 @@ int vc_luks_wipe(const char *hdr, uint64_t len, const char *label)
 	struct crypt_device *cd = NULL;
 	int r;
 
-	vc_luks_lasterr[0] = '\0';
-	r = crypt_init(&cd, hdr);
-	if (r < 0)
-		return vc_fail(r, "cannot open %s: %s", hdr, strerror(-r));
-	crypt_set_log_callback(cd, vc_luks_log, NULL);
+	r = vc_luks_init_hdr(hdr, &cd);
+	if (r)
+		return r;
 	r = crypt_wipe(cd, hdr, CRYPT_WIPE_RANDOM, 0, len, 0, 0, NULL, NULL);
 	crypt_free(cd);
 	return r < 0 ? vc_luks_failed(r, "overwrite the LUKS header", label) : 0;
