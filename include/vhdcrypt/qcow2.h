@@ -401,6 +401,63 @@ static inline int qcow2_l2_decode(const struct qcow2_header *h, u64 entry,
 	return 0;
 }
 
+/*
+ * Snapshot table: nb_snapshots entries from snapshots_offset, each a fixed
+ * part, extra data, the ID and the name, padded to 8 bytes. QEMU's limits.
+ */
+#define QCOW2_SNAPSHOT_FIXED		40
+#define QCOW2_MAX_SNAPSHOTS		65536
+#define QCOW2_MAX_SNAPSHOT_EXTRA	1024
+#define QCOW2_MAX_SNAPSHOTS_BYTES	(64u << 20)
+
+struct qcow2_snapshot {
+	u64 l1_table_offset;	/* bytes: the snapshot's L1 table */
+	u32 l1_size;		/* its entries */
+	u32 entry_bytes;	/* this entry in the table, padding included */
+};
+
+/* Check the table's place: before any entry is read. */
+static inline int qcow2_snapshots_check(const struct qcow2_header *h,
+					const char **why)
+{
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+		*why = "qcow2 image has too many snapshots";
+		return -EINVAL;
+	}
+	if (h->nb_snapshots &&
+	    (h->snapshots_offset & (qcow2_cluster_size(h) - 1))) {
+		*why = "qcow2 snapshot table is not cluster aligned";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Decode a snapshot entry from its fixed part @buf (QCOW2_SNAPSHOT_FIXED bytes). */
+static inline int qcow2_snapshot_decode(const struct qcow2_header *h,
+					const u8 *buf, struct qcow2_snapshot *s,
+					const char **why)
+{
+	u32 extra = vc_get_be32(buf + 36);
+
+	s->l1_table_offset = vc_get_be64(buf);
+	s->l1_size = vc_get_be32(buf + 8);
+	if (extra > QCOW2_MAX_SNAPSHOT_EXTRA) {
+		*why = "qcow2 snapshot has too much extra data";
+		return -EINVAL;
+	}
+	if ((u64)s->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+		*why = "qcow2 snapshot L1 table is too large";
+		return -EINVAL;
+	}
+	if (s->l1_table_offset & (qcow2_cluster_size(h) - 1)) {
+		*why = "qcow2 snapshot L1 table is not cluster aligned";
+		return -EINVAL;
+	}
+	s->entry_bytes = (QCOW2_SNAPSHOT_FIXED + extra + vc_get_be16(buf + 12) +
+			  vc_get_be16(buf + 14) + 7) & ~7u;
+	return 0;
+}
+
 /* Refcount table entry: the refcount block's offset, 0 if none. */
 #define QCOW2_REFT_RESERVED		0x1ffull
 

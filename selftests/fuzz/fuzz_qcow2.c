@@ -5,9 +5,9 @@
  *   - the first cluster is the first min(size, 64 KiB) bytes: header, every
  *     header extension (also from a fuzzed start), backing file name;
  *   - the L1 table, L2 tables (extended too) and compressed cluster
- *     descriptors, the refcount table and refcount blocks, where they lie
- *     inside the input. (The snapshot table is not decoded: the module
- *     never reads it.)
+ *     descriptors, the refcount table and refcount blocks, the snapshot
+ *     table (as the module walks it for its overlap check), where they lie
+ *     inside the input.
  * The last 32 bytes also serve as fuzzed parameters: an image size, an L1
  * entry, an L2 entry and an extended-L2 bitmap. When the header does not
  * decode, entries are decoded for a header with a fuzzed cluster size,
@@ -283,6 +283,44 @@ static void fuzz_refcounts(const uint8_t *d, size_t n,
 	}
 }
 
+/* The snapshot table, entry by entry, as the module walks it. */
+static void fuzz_snapshots(const uint8_t *d, size_t n,
+			   const struct qcow2_header *h)
+{
+	uint64_t cs = qcow2_cluster_size(h), off = h->snapshots_offset;
+	const char *why = NULL;
+	int r;
+
+	r = qcow2_snapshots_check(h, &why);
+	CHECK_WHY(r, why);
+	CHECK(r == 0 || r == -EINVAL);
+	if (r)
+		return;
+	CHECK(h->nb_snapshots <= QCOW2_MAX_SNAPSHOTS);
+	for (uint32_t i = 0; i < h->nb_snapshots && i < 256; i++) {
+		struct qcow2_snapshot s;
+		uint8_t *p;
+
+		if (!fz_inside(n, off, QCOW2_SNAPSHOT_FIXED))
+			break;
+		p = fz_slice(d, n, off, QCOW2_SNAPSHOT_FIXED);
+		why = NULL;
+		r = qcow2_snapshot_decode(h, p, &s, &why);
+		free(p);
+		CHECK_WHY(r, why);
+		CHECK(r == 0 || r == -EINVAL);
+		if (r)
+			return;
+		CHECK(s.entry_bytes % 8 == 0);
+		CHECK(s.entry_bytes >= QCOW2_SNAPSHOT_FIXED);
+		CHECK(s.entry_bytes <= QCOW2_SNAPSHOT_FIXED +
+				       QCOW2_MAX_SNAPSHOT_EXTRA + 2 * 65535 + 7);
+		CHECK((uint64_t)s.l1_size * 8 <= QCOW2_MAX_L1_BYTES);
+		CHECK(s.l1_table_offset % cs == 0);
+		off += s.entry_bytes;
+	}
+}
+
 /* Entries decoded for a made-up header: cluster size etc. from @d. */
 static void fuzz_entries(const uint8_t *d, size_t n, uint64_t l1e,
 			 uint64_t l2e, uint64_t bitmap)
@@ -366,6 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 
 	fuzz_tables(d, n, &h);
 	fuzz_refcounts(d, n, &h, l2e);
+	fuzz_snapshots(d, n, &h);
 	fuzz_l1_entry(&h, l1e, &l2_off);
 	for (uint32_t sc = 0; sc < QCOW2_SUBCLUSTERS; sc += 7)
 		fuzz_l2_entry(&h, l2e, bitmap, sc);

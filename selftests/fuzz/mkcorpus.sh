@@ -4,7 +4,7 @@
 # mkcorpus.sh DIR: seed corpora, DIR/<harness>/, from the unit tests' images
 # (qemu-img and qemu-io: VHD fixed/dynamic, qcow2 v2/v3, 512 B to 2 MiB
 # clusters, extended L2, zstd, LUKS, backing file, compressed and zero
-# clusters) and the OpenXT fixtures, plus table lines from the table format.
+# clusters, internal snapshots) and the OpenXT fixtures, plus table lines from the table format.
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +20,12 @@ for f in "$tmp"/img/*.vhd "$tmp"/img/openxt/*.vhd; do
 	tail -c 512 "$f" >"$out/vhd/$b.footer"
 	python3 "$here/img2seed.py" "$f" "$out/vhd_image/$b"
 done
+# Internal snapshots (the unit tests have none): the snapshot table.
+qemu-img create -q -f qcow2 -o cluster_size=512 "$tmp/img/q-snap.qcow2" 256k
+qemu-io -c "write -P 0x5a 0 8k" "$tmp/img/q-snap.qcow2" >/dev/null
+qemu-img snapshot -c first "$tmp/img/q-snap.qcow2"
+qemu-io -c "write -P 0xa5 0 1k" "$tmp/img/q-snap.qcow2" >/dev/null
+qemu-img snapshot -c second "$tmp/img/q-snap.qcow2"
 for f in "$tmp"/img/*.qcow2; do
 	b=$(basename "$f" .qcow2)
 	head -c 65536 "$f" >"$out/qcow2/$b.head"
