@@ -15,6 +15,7 @@
  * bio may still use it.
  */
 #include <linux/blkdev.h>
+#include <linux/maple_tree.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -49,6 +50,7 @@ struct vc_qcow2_alloc {
 	struct xarray new_l2;		/* L1 index -> struct vc_qcow2_new_l2 */
 	unsigned long *l1_dirty;	/* L1 sectors to write */
 	size_t l1_bytes;		/* resident L1 bytes (whole sectors) */
+	struct maple_tree meta;		/* host clusters -> VC_QM_* */
 };
 
 static u64 vc_cluster(struct vc_qcow2 *q, u64 bytes)
@@ -62,13 +64,20 @@ static sector_t vc_cluster_sectors(struct vc_qcow2 *q)
 }
 
 /* Damage found while writing: stop writing and mark the image, as QEMU. */
-static int vc_qcow2_corrupt(struct vc_target *vc, const char *what, u64 where)
+static __printf(3, 4) int vc_qcow2_corrupt(struct vc_target *vc, u64 where,
+					   const char *fmt, ...)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
+	struct va_format vaf;
+	va_list args;
 	u8 *buf;
 
-	DMERR("%s: qcow2 image damaged: %s (offset %llu): marked corrupt, writes stop",
-	      vc_name(vc), what, where);
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	DMERR("%s: qcow2 image damaged: %pV (offset %llu): marked corrupt, writes stop",
+	      vc_name(vc), &vaf, where);
+	va_end(args);
 	buf = kmalloc(SECTOR_SIZE, GFP_NOIO);
 	if (buf && q->h.version >= 3 &&
 	    !vc_sync_io(vc, REQ_OP_READ, 0, buf, SECTOR_SIZE)) {
@@ -80,6 +89,232 @@ static int vc_qcow2_corrupt(struct vc_target *vc, const char *what, u64 where)
 	kfree(buf);
 	vc_write_stop(vc, -EIO);
 	return -EIO;
+}
+
+/*----------------------------------------------------------------*/
+/*
+ * Where the metadata lies, as QEMU's overlap check knows it: no data
+ * write, allocation or refcount drop may touch these host clusters. The
+ * map is built when the table loads or resumes, refusing images whose
+ * structures overlap, and follows every table the worker makes or retires.
+ * Lookups read it under RCU.
+ */
+
+enum {
+	VC_QM_HEADER = 1,
+	VC_QM_LUKS,
+	VC_QM_L1,
+	VC_QM_REFTABLE,
+	VC_QM_REFBLOCK,
+	VC_QM_L2,
+	VC_QM_SNAPSHOTS,
+	VC_QM_SNAPSHOT_L1,
+};
+
+static const char *const vc_qm_names[] = {
+	[VC_QM_HEADER] = "the header",
+	[VC_QM_LUKS] = "the LUKS header",
+	[VC_QM_L1] = "the L1 table",
+	[VC_QM_REFTABLE] = "the refcount table",
+	[VC_QM_REFBLOCK] = "a refcount block",
+	[VC_QM_L2] = "an L2 table",
+	[VC_QM_SNAPSHOTS] = "the snapshot table",
+	[VC_QM_SNAPSHOT_L1] = "a snapshot's L1 table",
+};
+
+/* The metadata in host bytes [@off, @off + @bytes): VC_QM_*, 0 for none. */
+static unsigned int vc_qm_find(struct vc_qcow2 *q, u64 off, u64 bytes)
+{
+	unsigned long first = off >> q->cluster_bits;
+	void *entry;
+
+	entry = mt_find(&q->alloc->meta, &first,
+			(off + max(bytes, 1ull) - 1) >> q->cluster_bits);
+	return entry ? xa_to_value(entry) : 0;
+}
+
+/* For lookups: is host byte @host in metadata, so no in-place write? */
+bool vc_qcow2_in_metadata(struct vc_qcow2 *q, u64 host)
+{
+	return q->alloc && vc_qm_find(q, host, 1);
+}
+
+/* Note metadata of @kind at [@off, @off + @bytes); -EEXIST if it overlaps. */
+static int vc_qm_add(struct vc_target *vc, u64 off, u64 bytes,
+		     unsigned int kind, gfp_t gfp)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	unsigned int old;
+	int r;
+
+	r = mtree_insert_range(&q->alloc->meta, off >> q->cluster_bits,
+			       (off + bytes - 1) >> q->cluster_bits,
+			       xa_mk_value(kind), gfp);
+	if (r != -EEXIST)
+		return r;
+	old = vc_qm_find(q, off, bytes);
+	DMERR("%s: qcow2 metadata overlaps: %s at offset %llu shares clusters with %s",
+	      vc_name(vc), vc_qm_names[kind], off, vc_qm_names[old]);
+	return r;
+}
+
+/*
+ * A table the worker places in clusters whose refcounts are 0: metadata
+ * there means the refcounts are damaged.
+ */
+static int vc_qm_add_new(struct vc_target *vc, u64 off, u64 bytes,
+			 unsigned int kind)
+{
+	int r = vc_qm_add(vc, off, bytes, kind, GFP_NOIO);
+
+	if (r == -EEXIST)
+		return vc_qcow2_corrupt(vc, off, "%s",
+					"metadata where the refcounts say all is free");
+	return r;
+}
+
+/* The table at host byte @off is no longer metadata. */
+static void vc_qm_remove(struct vc_qcow2 *q, u64 off)
+{
+	mtree_erase(&q->alloc->meta, off >> q->cluster_bits);
+}
+
+/* The LUKS header from the header extensions; 0 bytes if none. */
+static int vc_qcow2_luks_area(struct vc_target *vc, u64 *off, u64 *bytes)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	size_t end = min_t(u64, 1ull << q->cluster_bits, vc_image_bytes(vc));
+	size_t pos = q->h.header_length, doff;
+	const char *why;
+	u32 type, dlen;
+	u8 *buf;
+	int r;
+
+	*bytes = 0;
+	if (q->h.crypt_method != QCOW2_CRYPT_LUKS)
+		return 0;
+	r = vc_read_table(vc, 0, end, (void **)&buf, "qcow2 header cluster");
+	if (r)
+		return r;
+	if (q->h.backing_file_offset && q->h.backing_file_offset < end)
+		end = q->h.backing_file_offset;
+	while ((r = qcow2_extension_next(buf, end, &pos, &type, &doff, &dlen,
+					 &why)) > 0) {
+		if (type == QCOW2_EXT_FDE && dlen >= 16) {
+			*off = vc_get_be64(buf + doff);
+			*bytes = vc_get_be64(buf + doff + 8);
+			break;
+		}
+	}
+	kvfree(buf);
+	if (r < 0 || !*bytes || !vc_range_ok(*off, *bytes, vc_image_bytes(vc))) {
+		DMERR("%s: qcow2 LUKS header extension is missing, damaged or outside the image",
+		      vc_name(vc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The snapshot table and the snapshots' L1 tables (their L2 tables not). */
+static int vc_qcow2_map_snapshots(struct vc_target *vc)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	u64 off = q->h.snapshots_offset, image = vc_image_bytes(vc);
+	struct qcow2_snapshot s;
+	const char *why = NULL;
+	u32 i;
+	u8 *buf;
+	int r;
+
+	if (qcow2_snapshots_check(&q->h, &why))
+		goto bad;
+	for (i = 0; i < q->h.nb_snapshots; i++, off += s.entry_bytes) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (off - q->h.snapshots_offset > QCOW2_MAX_SNAPSHOTS_BYTES ||
+		    !vc_range_ok(off, QCOW2_SNAPSHOT_FIXED, image)) {
+			why = "qcow2 snapshot table is too large or outside the image";
+			goto bad;
+		}
+		r = vc_read_table(vc, off, QCOW2_SNAPSHOT_FIXED, (void **)&buf,
+				  "qcow2 snapshot table");
+		if (r)
+			return r;
+		r = qcow2_snapshot_decode(&q->h, buf, &s, &why);
+		kvfree(buf);
+		if (r)
+			goto bad;
+		if (!s.l1_size)
+			continue;
+		if (!vc_range_ok(s.l1_table_offset, 8ull * s.l1_size, image)) {
+			why = "qcow2 snapshot L1 table lies outside the image";
+			goto bad;
+		}
+		r = vc_qm_add(vc, s.l1_table_offset, 8ull * s.l1_size,
+			      VC_QM_SNAPSHOT_L1, GFP_KERNEL);
+		if (r)
+			return r;
+	}
+	if (off == q->h.snapshots_offset)
+		return 0;
+	return vc_qm_add(vc, q->h.snapshots_offset, off - q->h.snapshots_offset,
+			 VC_QM_SNAPSHOTS, GFP_KERNEL);
+bad:
+	DMERR("%s: %s", vc_name(vc), why);
+	return -EINVAL;
+}
+
+/* Map every structure the image has now; -EEXIST if any two overlap. */
+static int vc_qcow2_map_metadata(struct vc_target *vc)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	struct vc_qcow2_alloc *a = q->alloc;
+	u64 cs = 1ull << q->cluster_bits, i, off, bytes;
+	const char *why;
+	int r;
+
+	mtree_destroy(&a->meta);
+	mt_init_flags(&a->meta, MT_FLAGS_USE_RCU);
+	r = vc_qcow2_luks_area(vc, &off, &bytes);
+	if (r)
+		return r;
+	if (bytes) {
+		r = vc_qm_add(vc, off, bytes, VC_QM_LUKS, GFP_KERNEL);
+		if (r)
+			return r;
+	}
+	/* The L1 table as QEMU sees it (l1_size), if that is in the image. */
+	bytes = 8ull * q->h.l1_size;
+	if (!vc_range_ok(q->h.l1_table_offset, bytes, vc_image_bytes(vc)))
+		bytes = q->l1_entries * 8;
+	r = vc_qm_add(vc, 0, cs, VC_QM_HEADER, GFP_KERNEL) ?:
+	    (bytes ? vc_qm_add(vc, q->h.l1_table_offset, bytes, VC_QM_L1,
+			       GFP_KERNEL) : 0) ?:
+	    vc_qm_add(vc, a->rt_offset, (u64)a->rt_clusters << q->cluster_bits,
+		      VC_QM_REFTABLE, GFP_KERNEL) ?:
+	    vc_qcow2_map_snapshots(vc);
+	if (r)
+		return r;
+	/* Entries that do not decode are refused when a write uses them. */
+	for (i = 0; i < a->rt_entries; i++) {
+		if (qcow2_reftable_decode(&q->h, be64_to_cpu(a->rt[i]), &off, &why) ||
+		    !off || !vc_range_ok(off, cs, vc_image_bytes(vc)))
+			continue;
+		r = vc_qm_add(vc, off, cs, VC_QM_REFBLOCK, GFP_KERNEL);
+		if (r)
+			return r;
+	}
+	for (i = 0; i < q->l1_entries; i++) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (qcow2_l1_decode(&q->h, be64_to_cpu(q->l1[i]), &off, &why) ||
+		    !off || !vc_range_ok(off, cs, vc_image_bytes(vc)))
+			continue;
+		r = vc_qm_add(vc, off, cs, VC_QM_L2, GFP_KERNEL);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 /*----------------------------------------------------------------*/
@@ -98,12 +333,11 @@ static int vc_rc_locate(struct vc_target *vc, u64 index, u64 *byte,
 	if (rbi >= a->rt_entries)
 		return 0;
 	if (qcow2_reftable_decode(&q->h, be64_to_cpu(a->rt[rbi]), &block, &why))
-		return vc_qcow2_corrupt(vc, why, rbi);
+		return vc_qcow2_corrupt(vc, rbi, "%s", why);
 	if (!block)
 		return 0;
 	if (!vc_range_ok(block, 1ull << q->cluster_bits, vc_image_bytes(vc)))
-		return vc_qcow2_corrupt(vc, "refcount block outside the image",
-					block);
+		return vc_qcow2_corrupt(vc, block, "refcount block outside the image");
 	*missing = false;
 	*byte = block + qcow2_refcount_byte(&q->h, index & ((1ull << a->rb_bits) - 1));
 	return 0;
@@ -190,9 +424,15 @@ static int vc_rc_create_block(struct vc_target *vc, u64 index)
 	struct vc_qcow2_alloc *a = q->alloc;
 	int r;
 
-	r = vc_rc_new_block(vc, index << q->cluster_bits);
+	r = vc_qm_add_new(vc, index << q->cluster_bits, 1ull << q->cluster_bits,
+			  VC_QM_REFBLOCK);
 	if (r)
 		return r;
+	r = vc_rc_new_block(vc, index << q->cluster_bits);
+	if (r) {
+		vc_qm_remove(q, index << q->cluster_bits);
+		return r;
+	}
 	vc_rt_set(a, index >> a->rb_bits, index << q->cluster_bits);
 	vc_mark_dirty(vc);
 	return vc_rc_set(vc, index, 1);
@@ -239,7 +479,21 @@ static int vc_rt_grow(struct vc_target *vc, u64 rbi_needed)
 		bitmap_free(dirty);
 		return -ENOMEM;
 	}
-	r = vc_rc_new_block(vc, first << q->cluster_bits);
+	r = vc_qm_add_new(vc, first << q->cluster_bits, 1ull << q->cluster_bits,
+			  VC_QM_REFBLOCK);
+	if (!r) {
+		r = vc_qm_add_new(vc, (first + 1) << q->cluster_bits,
+				  (u64)clusters << q->cluster_bits, VC_QM_REFTABLE);
+		if (r)
+			vc_qm_remove(q, first << q->cluster_bits);
+	}
+	if (!r) {
+		r = vc_rc_new_block(vc, first << q->cluster_bits);
+		if (r) {
+			vc_qm_remove(q, first << q->cluster_bits);
+			vc_qm_remove(q, (first + 1) << q->cluster_bits);
+		}
+	}
 	if (r) {
 		kvfree(rt);
 		bitmap_free(dirty);
@@ -266,19 +520,6 @@ static int vc_rt_grow(struct vc_target *vc, u64 rbi_needed)
 	}
 	a->end_index = max(a->end_index, first + 1 + clusters);
 	return 0;
-}
-
-/* Clusters QEMU's check would not let a data cluster overlap. */
-static bool vc_qcow2_is_metadata(struct vc_qcow2 *q, u64 index)
-{
-	struct vc_qcow2_alloc *a = q->alloc;
-	u64 cs = 1ull << q->cluster_bits, off = index << q->cluster_bits;
-
-	return !index ||
-	       (off >= q->h.l1_table_offset &&
-		off < q->h.l1_table_offset + round_up(8ull * q->h.l1_size, cs)) ||
-	       (off >= a->rt_offset &&
-		off < a->rt_offset + ((u64)a->rt_clusters << q->cluster_bits));
 }
 
 /*
@@ -315,7 +556,7 @@ static int vc_alloc_cluster(struct vc_target *vc, u64 *offset)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
 	struct vc_qcow2_alloc *a = q->alloc;
-	unsigned int scanned = 0;
+	unsigned int scanned = 0, kind;
 	bool missing, found;
 	u64 index, byte;
 	int r;
@@ -357,9 +598,10 @@ static int vc_alloc_cluster(struct vc_target *vc, u64 *offset)
 			return -EINTR;
 	}
 	index = a->free_index;
-	if (vc_qcow2_is_metadata(q, index))
-		return vc_qcow2_corrupt(vc, "a table has refcount 0",
-					index << q->cluster_bits);
+	kind = vc_qm_find(q, index << q->cluster_bits, 1);
+	if (kind)
+		return vc_qcow2_corrupt(vc, index << q->cluster_bits,
+					"%s has refcount 0", vc_qm_names[kind]);
 	r = vc_rc_set(vc, index, 1);
 	if (r)
 		return r;
@@ -375,14 +617,21 @@ void vc_qcow2_release(struct vc_target *vc, u64 off, u64 len)
 	struct vc_qcow2 *q = vc->fmt_data;
 	struct vc_qcow2_alloc *a = q->alloc;
 	u64 first = vc_cluster(q, off), last = vc_cluster(q, off + len - 1), c;
+	unsigned int kind;
 	u64 rc;
 
 	for (c = first; c <= last; c++) {
+		/* Tables are retired from the map before they are released. */
+		kind = vc_qm_find(q, c << q->cluster_bits, 1);
+		if (kind) {
+			vc_qcow2_corrupt(vc, c << q->cluster_bits,
+					 "an L2 entry holds %s", vc_qm_names[kind]);
+			return;
+		}
 		if (vc_rc_get(vc, c, &rc))
 			return;
 		if (!rc) {
-			vc_qcow2_corrupt(vc, "refcount would drop below 0",
-					 c << q->cluster_bits);
+			vc_qcow2_corrupt(vc, c << q->cluster_bits, "refcount would drop below 0");
 			return;
 		}
 		if (vc_rc_set(vc, c, rc - 1))
@@ -417,10 +666,10 @@ static int vc_qcow2_table(struct vc_target *vc, u64 l1i, u64 *table,
 	}
 	l1e = be64_to_cpu(q->l1[l1i]);
 	if (qcow2_l1_decode(&q->h, l1e, table, &why))
-		return vc_qcow2_corrupt(vc, why, l1i);
+		return vc_qcow2_corrupt(vc, l1i, "%s", why);
 	if (*table && !vc_range_ok(*table, 1ull << q->cluster_bits,
 				   vc_image_bytes(vc)))
-		return vc_qcow2_corrupt(vc, "L2 table outside the image", *table);
+		return vc_qcow2_corrupt(vc, *table, "L2 table outside the image");
 	*copied = qcow2_entry_copied(l1e);
 	return 0;
 }
@@ -442,7 +691,8 @@ static int vc_qcow2_new_table(struct vc_target *vc, u64 l1i, u64 old,
 	n = kzalloc(sizeof(*n), GFP_NOIO);
 	if (!n)
 		return -ENOMEM;
-	r = vc_alloc_cluster(vc, &n->table);
+	r = vc_alloc_cluster(vc, &n->table) ?:
+	    vc_qm_add_new(vc, n->table, cs, VC_QM_L2);
 	if (r)
 		goto fail;
 	if (old) {
@@ -528,6 +778,22 @@ static int vc_qcow2_entry(struct vc_target *vc, u64 cluster, u64 *entry,
 	if (!r && q->entry_size == 16)
 		r = vc_meta_be64(vc, q->l2, pos + 8, 0, bitmap);
 	return r;
+}
+
+/* An entry whose data cluster is metadata: writing it would destroy that. */
+static int vc_qcow2_check_entry(struct vc_target *vc, u64 entry, u64 vbyte)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	u64 host = entry & QCOW2_OFFSET_MASK;
+	unsigned int kind;
+
+	if (!host || (entry & QCOW2_OFLAG_COMPRESSED))
+		return 0;
+	kind = vc_qm_find(q, host, 1);
+	if (!kind)
+		return 0;
+	return vc_qcow2_corrupt(vc, host, "the L2 entry for offset %llu points into %s",
+				vbyte, vc_qm_names[kind]);
 }
 
 /*----------------------------------------------------------------*/
@@ -680,7 +946,7 @@ static int vc_qcow2_fill(struct vc_target *vc, struct vc_wbuf *wb,
 		int r;
 
 		if (qcow2_l2_decode(&q->h, p->entry, p->bitmap, sc, &m, &why))
-			return vc_qcow2_corrupt(vc, why, vbyte);
+			return vc_qcow2_corrupt(vc, vbyte, "%s", why);
 		switch (m.kind) {
 		case QCOW2_DATA: {
 			u64 host = m.host_offset +
@@ -689,8 +955,7 @@ static int vc_qcow2_fill(struct vc_target *vc, struct vc_wbuf *wb,
 
 			if (!vc_range_ok(host, (u64)n << SECTOR_SHIFT,
 					 vc_image_bytes(vc)))
-				return vc_qcow2_corrupt(vc, "data cluster outside the image",
-							host);
+				return vc_qcow2_corrupt(vc, host, "data cluster outside the image");
 			r = vc_wbuf_fill_read(wb, off, n, vc->image->bdev,
 					      host >> SECTOR_SHIFT, decrypt,
 					      (host >> SECTOR_SHIFT) + vc->iv_offset);
@@ -946,7 +1211,8 @@ void vc_qcow2_write(struct vc_target *vc, struct vc_io *io)
 		vc_io_put(io);
 		return;
 	}
-	r = vc_qcow2_entry(vc, cluster, &p.entry, &p.bitmap);
+	r = vc_qcow2_entry(vc, cluster, &p.entry, &p.bitmap) ?:
+	    vc_qcow2_check_entry(vc, p.entry, vbyte);
 	if (r) {
 		vc_io_fail(io, r);
 		return;
@@ -1092,9 +1358,11 @@ static int vc_qcow2_commit_reftable(struct vc_target *vc)
 	r = vc_qcow2_write_header(vc);
 	if (r)
 		return r;
-	if (a->rt_moved)
+	if (a->rt_moved) {
+		vc_qm_remove(q, a->old_rt_offset);
 		vc_defer_release(vc, a->old_rt_offset,
 				 (u64)a->old_rt_clusters << q->cluster_bits);
+	}
 	bitmap_zero(a->rt_dirty, bytes >> SECTOR_SHIFT);
 	a->rt_moved = false;
 	a->clear_autoclear = false;
@@ -1118,8 +1386,7 @@ static int vc_qcow2_commit_l2(struct vc_target *vc)
 		if (ref.len < q->entry_size ||
 		    (u->l2_offset >> SECTOR_SHIFT) >= vc->image_sectors) {
 			vc_meta_put(&ref);
-			return vc_qcow2_corrupt(vc, "L2 entry outside the image",
-						u->l2_offset);
+			return vc_qcow2_corrupt(vc, u->l2_offset, "L2 entry outside the image");
 		}
 		vc_publish_begin(vc, flags);
 		vc_put_be64(ref.p, u->entry);
@@ -1154,8 +1421,10 @@ static int vc_qcow2_commit_l1(struct vc_target *vc)
 	if (r)
 		return r;
 	xa_for_each(&a->new_l2, l1i, n) {
-		if (n->old_table)
+		if (n->old_table) {
+			vc_qm_remove(q, n->old_table);
 			vc_defer_release(vc, n->old_table, 1ull << q->cluster_bits);
+		}
 		xa_erase(&a->new_l2, l1i);
 		kfree(n);
 	}
@@ -1281,7 +1550,7 @@ int vc_qcow2_reload_writable(struct vc_target *vc)
 		return -EIO;
 	dm_bufio_forget_buffers(a->rc, 0, vc->image_sectors);
 	bitmap_zero(a->l1_dirty, a->l1_bytes >> SECTOR_SHIFT);
-	return vc_qcow2_load_refcounts(vc);
+	return vc_qcow2_load_refcounts(vc) ?: vc_qcow2_map_metadata(vc);
 }
 
 int vc_qcow2_open_writable(struct vc_target *vc)
@@ -1314,6 +1583,7 @@ int vc_qcow2_open_writable(struct vc_target *vc)
 		return -ENOMEM;
 	q->alloc = a;
 	xa_init(&a->new_l2);
+	mt_init_flags(&a->meta, MT_FLAGS_USE_RCU);
 	a->rb_bits = qcow2_refblock_bits(&q->h);
 	a->max_clusters = vc_image_bytes(vc) >> q->cluster_bits;
 	a->l1_bytes = round_up(q->l1_entries * 8, SECTOR_SIZE);
@@ -1327,6 +1597,13 @@ int vc_qcow2_open_writable(struct vc_target *vc)
 	r = vc_qcow2_load_refcounts(vc);
 	if (r)
 		return r;
+	r = vc_qcow2_map_metadata(vc);
+	if (r) {
+		if (r != -ENOMEM && r != -EINTR)
+			vc->ti->error =
+				"damaged qcow2 metadata (see dmesg): load it read-only";
+		return r;
+	}
 	vc->mem_bytes += sizeof(*a) + ((size_t)a->rt_clusters << q->cluster_bits);
 	vc->discard_granularity = 1u << q->cluster_bits;
 	return vc_write_start(vc, vc_cluster_sectors(q), vc_cluster_sectors(q));
@@ -1344,6 +1621,7 @@ void vc_qcow2_close_writable(struct vc_target *vc)
 	xa_for_each(&a->new_l2, i, n)
 		kfree(n);
 	xa_destroy(&a->new_l2);
+	mtree_destroy(&a->meta);
 	vc_meta_destroy(a->rc);
 	kvfree(a->rt);
 	bitmap_free(a->rt_dirty);

@@ -216,7 +216,7 @@ static int vc_qcow2_decode(struct vc_target *vc, struct vc_qcow2 *q,
 		ext->host_sector = (m.host_offset +
 				    (in_cluster & ((1ull << q->sc_bits) - 1))) >>
 				   SECTOR_SHIFT;
-		if (m.copied)
+		if (m.copied && !vc_qcow2_in_metadata(q, m.host_offset))
 			ext->flags = VC_EXT_IN_PLACE;
 		break;
 	case QCOW2_ZERO:

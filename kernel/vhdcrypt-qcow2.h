@@ -77,6 +77,7 @@ struct vc_decompressor *vc_qcow2_decompressor(struct vc_target *vc);
 int vc_qcow2_open_writable(struct vc_target *vc);
 int vc_qcow2_reload_writable(struct vc_target *vc);
 void vc_qcow2_close_writable(struct vc_target *vc);
+bool vc_qcow2_in_metadata(struct vc_qcow2 *q, u64 host);
 void vc_qcow2_write(struct vc_target *vc, struct vc_io *io);
 int vc_qcow2_commit(struct vc_target *vc);
 void vc_qcow2_release(struct vc_target *vc, u64 off, u64 len);
