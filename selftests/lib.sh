@@ -73,18 +73,6 @@ tap_fail() {
 	done
 }
 
-# tap_todo NAME REASON [DIAG...]: a known failure (TAP "# TODO"): reported
-# with its reason, not counted as failed.
-tap_todo() {
-	local name=$1 why=$2 d
-	shift 2
-	_tap_n=$((_tap_n + 1)) _tap_xfail=$((_tap_xfail + 1))
-	echo "not ok $_tap_n $name # TODO $why"
-	for d in "$@"; do
-		[ -z "$d" ] || tap_diag "$d"
-	done
-}
-
 tap_skip() {
 	_tap_n=$((_tap_n + 1)) _tap_skip=$((_tap_skip + 1))
 	echo "ok $_tap_n $1 # SKIP $2"

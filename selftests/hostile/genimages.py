@@ -13,7 +13,7 @@ backing chains.
                                       itself (KIND: small = dynamic, 64 KiB
                                       blocks; child = differencing child of
                                       small.vhd in the same directory)
-  genimages.py gen BASEDIR OUTDIR [--quick|--sample] [--only SUBSTR]
+  genimages.py gen BASEDIR OUTDIR [--quick|--sample] [--only SUBSTR[|SUBSTR...]]
                                       derive images from the bases in BASEDIR
                                       (names below) into OUTDIR and write
                                       OUTDIR/manifest
@@ -108,6 +108,7 @@ class Qcow2:
         self.rt_clusters = be(d, 56, 4)
         self.snap_off = be(d, 64, 8)
         self.nb_snap = be(d, 60, 4)
+        self.snap_l1 = be(d, self.snap_off, 8) if self.nb_snap else 0
         self.incompat = be(d, 72, 8) if self.version >= 3 else 0
         self.header_length = be(d, 100, 4) if self.version >= 3 else 72
         self.refcount_order = be(d, 96, 4) if self.version >= 3 else 4
@@ -567,6 +568,10 @@ def qcow2_catalogue(c, d):
                             "any", True))
         if len(q.l2_tables) >= 2:
             targets.append(("at another L2 table", COPIED | q.l2_tables[1], "any", True))
+        if q.nb_snap:
+            targets.append(("into the snapshot table", COPIED | (q.snap_off // cs * cs),
+                            "any", True))
+            targets.append(("at a snapshot's L1 table", COPIED | q.snap_l1, "any", True))
         for what, value, exp, _ in targets:
             if q.ext_l2 and exp == "eio" and what != "past the end":
                 exp = "any"
@@ -592,6 +597,19 @@ def qcow2_catalogue(c, d):
                   poker((p + 8, 8, 0xFFFFFFFF)))
         c.add("l2", "64 random bit flips in the first L2 table",
               bitflips(3, q.l2_tables[0], q.l2_tables[0] + cs - 1, 64))
+    # The snapshot table (the module walks it for its overlap check).
+    if q.nb_snap:
+        so = q.snap_off
+        for what, edit in (("extra_data_size = 0xffffffff", (so + 36, 4, 0xFFFFFFFF)),
+                           ("L1 table past the end", (so, 8, far)),
+                           ("L1 table at the active L1 table", (so, 8, q.l1_off)),
+                           ("L1 table at the refcount table", (so, 8, q.rt_off)),
+                           ("L1 table not cluster aligned", (so, 8, q.snap_l1 + 512)),
+                           ("l1_size = 0x10000000", (so + 8, 4, 0x10000000)),
+                           ("name_size = 0xffff", (so + 14, 2, 0xFFFF))):
+            if what == "L1 table not cluster aligned" and cs == 512:
+                continue
+            c.add("snapshot", "first snapshot's %s" % what, poker(edit))
     comp = q.compressed_entries()
     if comp:
         x = q.comp_x()
@@ -647,6 +665,9 @@ def qcow2_catalogue(c, d):
         zero_targets.append(("a data cluster", (data[0][1] & OFFSET_MASK) // cs, True))
     if q.fde:
         zero_targets.append(("the LUKS header", q.fde[0] // cs, True))
+    if q.nb_snap:
+        zero_targets.append(("the snapshot table", q.snap_off // cs, True))
+        zero_targets.append(("a snapshot's L1 table", q.snap_l1 // cs, True))
     for what, cluster, _ in zero_targets:
         c.add("refcount", "refcount 0 for %s" % what, refcount_zero(cluster))
     c.add("refcount", "first refcount block all zero",
@@ -1101,6 +1122,10 @@ SAMPLE = [
     ("qcomp", "compressed cluster with COPIED"),
     ("qzstd", "compressed stream garbage"), ("qzstd", "compressed cluster past the end"),
     ("qsnap", "COPIED set on every data entry"), ("qsnap", "nb_snapshots"),
+    ("qsnap", "L2 entry into the snapshot table"), ("qsnap", "L2 entry at a snapshot's L1"),
+    ("qsnap", "refcount 0 for the snapshot table"),
+    ("qsnap", "refcount 0 for a snapshot's L1 table"),
+    ("qsnap", "first snapshot's"),
     ("qback", "backing_file_offset"), ("qback", "L2 entry past the end"),
     ("vdyn", "footer cookie"), ("vdyn", "trailing footer only: data_offset"),
     ("vdyn", "footer copy only: current_size"), ("vdyn", "footer current_size = 0x1000000"),
@@ -1167,7 +1192,8 @@ def cmd_gen(args, write=True):
             unused.difference_update(hits)
             if sample and not hits:
                 continue
-            if only and only not in "%s %s %s" % (name, cat, desc):
+            if only and not any(o in "%s %s %s" % (name, cat, desc)
+                                for o in only.split("|")):
                 continue
             x = fn(bytearray(d))
             if x is None:
