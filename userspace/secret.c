@@ -163,7 +163,7 @@ int vc_secret_read_file(const char *path, const char *what, uint64_t offset, siz
 			return what ? vc_fail(-EINVAL, "key file %s holds %llu bytes; %s asks for "
 					      "%zu from byte %llu", path, (unsigned long long)fsize,
 					      what, size, (unsigned long long)offset) : -EINVAL;
-		if (fsize != UINT64_MAX && !size && fsize - offset >= VC_KEYFILE_MAX)
+		if (fsize != UINT64_MAX && !size && fsize - offset > VC_KEYFILE_MAX)
 			return what ? vc_fail(-EINVAL, "key file %s is larger than 8 MiB; "
 					      "--keyfile-size reads a part of it", path) : -EINVAL;
 	} else if (file_size) {

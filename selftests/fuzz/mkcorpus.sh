@@ -4,7 +4,9 @@
 # mkcorpus.sh DIR: seed corpora, DIR/<harness>/, from the unit tests' images
 # (qemu-img and qemu-io: VHD fixed/dynamic, qcow2 v2/v3, 512 B to 2 MiB
 # clusters, extended L2, zstd, LUKS, backing file, compressed and zero
-# clusters, internal snapshots) and the OpenXT fixtures, plus table lines from the table format.
+# clusters, internal snapshots) and the OpenXT fixtures, plus table lines
+# from the table format and a few inputs for each target of the key harness
+# (fuzz_keys.c).
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,3 +50,34 @@ vhd /dev/loop1 aes-cbc-essiv:sha256 :16:user:k 8 0
 qcow2 /dev/loop1 capi:xts(aes)-plain64 :64:logon:x 0 1 iv_sector:virtual
 vhd /dev/loop1 aes-xts-benbi 0011223344556677 0 1 sector_size:512
 LINES
+
+# fuzz_keys: a target byte, then its data (fuzz_keys.c). n BYTE: n times BYTE.
+k=$out/keys
+mkdir -p "$k"
+rep() { head -c "$1" /dev/zero | tr '\0' "$2"; }
+printf '\000%s' 18446744073709551615 >"$k/u64-max"
+printf '\000%s' 007 >"$k/u64-zeros"
+printf '\001%s' 64KiB >"$k/size-kib"
+printf '\001%s' 2T >"$k/size-t"
+printf '\001%s' 1gB >"$k/size-gb"
+printf '\002%s' vpc >"$k/fmt-vpc"
+printf '\002%s' qcow2 >"$k/fmt-qcow2"
+printf '\003%s' /config/platform-crypto-keys,,keys2, >"$k/keydirs"
+# flags, be64 offset, be32 size, be32 file size (a hole), contents
+{ printf '\004\001\0\0\0\0\0\0\0\0\0\0\0\040\0\0\0\0'; rep 40 a; } >"$k/file-32-of-40"
+{ printf '\004\0\0\0\0\0\0\0\0\007\0\0\0\0\0\0\0\0'; rep 39 b; } >"$k/file-from-7"
+{ printf '\004\210\0\0\0\0\0\0\0\0\0\0\0\0\0\177\360\0'; rep 16 c; } >"$k/file-hole"
+# list count and 4 selectors, path length; path; entries: b, name length,
+# be16 content length, name, content
+{ printf '\005\003\002\000\001\000\030/storage/disks/disk1.vhd'
+  printf '\000\000\000\100'; rep 64 k
+  printf '\011\000\000\040'; rep 32 q; } >"$k/find-512"
+{ printf '\005\004\000\001\005\003\011disk2.vhd'
+  printf '\000\000\000\077'; rep 63 s
+  printf '\011\000\000\041'; rep 33 t
+  printf '\014\000\000\001'
+  printf '\020\005\000\004otherabcd'; } >"$k/find-short-link"
+# flags (set, fix the hash), nonce, hash, key
+{ printf '\006\003'; rep 32 n; rep 32 h; rep 64 k; } >"$k/check-fixed"
+{ printf '\006\001'; rep 32 n; rep 32 h; rep 32 k; } >"$k/check-wrong"
+printf '\007\004%s' 0011AAbb >"$k/unhex"
