@@ -35,8 +35,8 @@ char *vc_safe_strdup(const char *s);
  * bytes, or with size 0 all of it (at most libcryptsetup's limit, 8 MiB).
  * what names the option in messages ("--key-file"); with what NULL no
  * message is recorded (a lookup that tries several files). Returns 0,
- * -ENOENT (no such file), -EINVAL (shorter than size, too large, not
- * readable) or another -errno. *file_size, if not NULL, receives the size of
+ * -ENOENT (no such file, with what NULL), -EINVAL (no such file with what
+ * given, shorter than size, too large, not readable) or another -errno. *file_size, if not NULL, receives the size of
  * a regular file (else UINT64_MAX).
  */
 int vc_secret_read_file(const char *path, const char *what, uint64_t offset, size_t size,
