@@ -297,6 +297,9 @@ static int vc_qcow2_map_metadata(struct vc_target *vc)
 		return r;
 	/* Entries that do not decode are refused when a write uses them. */
 	for (i = 0; i < a->rt_entries; i++) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
 		if (qcow2_reftable_decode(&q->h, be64_to_cpu(a->rt[i]), &off, &why) ||
 		    !off || !vc_range_ok(off, cs, vc_image_bytes(vc)))
 			continue;
@@ -307,6 +310,7 @@ static int vc_qcow2_map_metadata(struct vc_target *vc)
 	for (i = 0; i < q->l1_entries; i++) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
+		cond_resched();
 		if (qcow2_l1_decode(&q->h, be64_to_cpu(q->l1[i]), &off, &why) ||
 		    !off || !vc_range_ok(off, cs, vc_image_bytes(vc)))
 			continue;
