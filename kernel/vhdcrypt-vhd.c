@@ -266,6 +266,42 @@ out:
 	return r;
 }
 
+/*
+ * Writes go into blocks in place: a block over metadata (tapdisk would
+ * write it over too) refuses writing. Blocks sharing sectors only share
+ * data.
+ */
+static int vc_vhd_check_blocks(struct vc_target *vc, struct vc_vhd *v)
+{
+	u64 span = ((u64)v->bitmap_sectors << SECTOR_SHIFT) + v->header.block_size;
+	struct vhd_extent m[VHD_MAX_METADATA + 1];
+	const char *what;
+	unsigned int n;
+	u64 i;
+	u32 sector;
+
+	n = vhd_metadata(&v->footer, &v->header, v->has_batmap, v->batmap_offset,
+			 v->batmap_sectors, vc_image_bytes(vc), m);
+	if (v->footer_at_end)
+		n = vhd_add_extent(m, n, vc_image_bytes(vc) - VHD_FOOTER_SIZE,
+				   VHD_FOOTER_SIZE, vc_image_bytes(vc),
+				   "trailing footer");
+	for (i = 0; i < v->bat_entries; i++) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		sector = vc_vhd_bat(v, i);
+		if (sector == VHD_BAT_UNUSED)
+			continue;
+		what = vhd_overlap(m, n, (u64)sector << SECTOR_SHIFT, span);
+		if (what) {
+			DMERR("%s: VHD block %llu at sector %u overlaps the %s: writing refused",
+			      vc_name(vc), i, sector, what);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int vc_vhd_reload(struct vc_target *vc)
 {
 	struct vc_vhd *v = vc->fmt_data;
@@ -274,6 +310,8 @@ static int vc_vhd_reload(struct vc_target *vc)
 	if (v->footer.type == VHD_TYPE_FIXED)
 		return 0;
 	r = vc_vhd_load_bat(vc, v);
+	if (!r && v->bat_dirty)
+		r = vc_vhd_check_blocks(vc, v);
 	if (!r)
 		dm_bufio_forget_buffers(v->bitmaps, 0, vc->image_sectors);
 	if (v->bat_dirty)
@@ -464,6 +502,12 @@ static int vc_vhd_open_writable(struct vc_target *vc)
 				  (void **)&v->batmap, "tapdisk batmap");
 		if (r)
 			return r;
+	}
+	r = vc_vhd_check_blocks(vc, v);
+	if (r) {
+		if (r == -EINVAL)
+			vc->ti->error = "a VHD block overlaps metadata: load it read-only";
+		return r;
 	}
 	vc->discard_granularity = SECTOR_SIZE;
 	/* New blocks go before the trailing footer, never over it. */

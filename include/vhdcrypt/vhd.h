@@ -333,42 +333,100 @@ static inline u64 vhd_end_within(u64 off, u64 len, u64 limit)
 	return len > limit - off ? limit : off + len;
 }
 
+/* A piece of VHD metadata: bytes [start, end) of the image. */
+struct vhd_extent {
+	u64 start, end;
+	const char *what;
+};
+
+/* Footer copy, dynamic header, BAT, batmap header and map, parent locators. */
+#define VHD_MAX_METADATA	(5 + VHD_MAX_LOCATORS)
+
+static inline unsigned int vhd_add_extent(struct vhd_extent *m, unsigned int n,
+					  u64 off, u64 len, u64 limit,
+					  const char *what)
+{
+	u64 end = vhd_end_within(off, len, limit);
+
+	if (end > off) {
+		m[n].start = off;
+		m[n].end = end;
+		m[n].what = what;
+		n++;
+	}
+	return n;
+}
+
 /*
- * End (bytes, sector-aligned) of the metadata in an image of @image_bytes
- * (a multiple of 512) that a new block must stay clear of: dynamic header,
- * BAT, tapdisk's batmap (if it has one: @map_sectors at @map_offset) and
- * parent locators. What lies past the image cannot be overwritten: hostile
- * offsets near 2^64 neither wrap around nor hide the rest.
+ * The metadata of a dynamic or differencing image of @image_bytes (a
+ * multiple of 512), clipped to the image, into @m; returns how many. The
+ * batmap counts if the image has one (@map_sectors at @map_offset). What
+ * lies past the image cannot be overwritten: hostile offsets near 2^64
+ * neither wrap around nor hide the rest. The trailing footer is not here:
+ * where it is depends on the device, not on the image's fields.
+ */
+static inline unsigned int vhd_metadata(const struct vhd_footer *f,
+					const struct vhd_header *h,
+					bool has_batmap, u64 map_offset,
+					u32 map_sectors, u64 image_bytes,
+					struct vhd_extent m[VHD_MAX_METADATA])
+{
+	u64 bat_bytes = 4ull * h->max_bat_entries;
+	unsigned int n = 0;
+	int i;
+
+	n = vhd_add_extent(m, n, 0, VHD_FOOTER_SIZE, image_bytes, "footer copy");
+	n = vhd_add_extent(m, n, f->data_offset, VHD_HEADER_SIZE, image_bytes,
+			   "dynamic header");
+	n = vhd_add_extent(m, n, h->table_offset,
+			   (bat_bytes + VHD_SECTOR_SIZE - 1) &
+			   ~(u64)(VHD_SECTOR_SIZE - 1), image_bytes, "BAT");
+	if (has_batmap) {
+		n = vhd_add_extent(m, n, vhd_batmap_header_offset(h),
+				   VHD_BATMAP_HEADER_SIZE, image_bytes,
+				   "batmap header");
+		n = vhd_add_extent(m, n, map_offset,
+				   (u64)map_sectors << VHD_SECTOR_SHIFT,
+				   image_bytes, "batmap");
+	}
+	for (i = 0; i < VHD_MAX_LOCATORS; i++)
+		if (h->loc[i].code)
+			n = vhd_add_extent(m, n, h->loc[i].data_offset,
+					   vhd_locator_space(&h->loc[i]),
+					   image_bytes, "parent locator");
+	return n;
+}
+
+/* The first of the @n extents @m that [@off, @off + @len) overlaps, or NULL. */
+static inline const char *vhd_overlap(const struct vhd_extent *m,
+				      unsigned int n, u64 off, u64 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (len && off < m[i].end &&
+		    (m[i].start <= off || m[i].start - off < len))
+			return m[i].what;
+	return NULL;
+}
+
+/*
+ * End (bytes, sector-aligned) of the metadata (vhd_metadata()) that a new
+ * block must stay clear of.
  */
 static inline u64 vhd_metadata_end(const struct vhd_footer *f,
 				   const struct vhd_header *h, bool has_batmap,
 				   u64 map_offset, u32 map_sectors,
 				   u64 image_bytes)
 {
-	u64 bat_bytes = 4ull * h->max_bat_entries, end, e;
-	int i;
+	struct vhd_extent m[VHD_MAX_METADATA];
+	unsigned int n, i;
+	u64 end = 0;
 
-	end = vhd_end_within(f->data_offset, VHD_HEADER_SIZE, image_bytes);
-	e = vhd_end_within(h->table_offset,
-			   (bat_bytes + VHD_SECTOR_SIZE - 1) &
-			   ~(u64)(VHD_SECTOR_SIZE - 1), image_bytes);
-	end = e > end ? e : end;
-	if (has_batmap) {
-		e = vhd_end_within(vhd_batmap_header_offset(h),
-				   VHD_BATMAP_HEADER_SIZE, image_bytes);
-		end = e > end ? e : end;
-		e = vhd_end_within(map_offset,
-				   (u64)map_sectors << VHD_SECTOR_SHIFT,
-				   image_bytes);
-		end = e > end ? e : end;
-	}
-	for (i = 0; i < VHD_MAX_LOCATORS; i++) {
-		if (!h->loc[i].code)
-			continue;
-		e = vhd_end_within(h->loc[i].data_offset,
-				   vhd_locator_space(&h->loc[i]), image_bytes);
-		end = e > end ? e : end;
-	}
+	n = vhd_metadata(f, h, has_batmap, map_offset, map_sectors,
+			 image_bytes, m);
+	for (i = 0; i < n; i++)
+		end = m[i].end > end ? m[i].end : end;
 	return (end + VHD_SECTOR_SIZE - 1) & ~(u64)(VHD_SECTOR_SIZE - 1);
 }
 

@@ -103,6 +103,31 @@ static uint64_t metadata_end(const struct vhd *v)
 				v->batmap_sectors, v->im.size);
 }
 
+/*
+ * vc_vhd_check_blocks(): a block over metadata refuses writing. The answer
+ * must be the exact overlap test, done here without overflow.
+ */
+static void check_block_overlap(const struct vhd *v, uint64_t sector,
+				uint64_t span)
+{
+	struct vhd_extent m[VHD_MAX_METADATA];
+	unsigned __int128 off = (unsigned __int128)sector << 9;
+	unsigned __int128 end = off + ((unsigned __int128)span << 9);
+	unsigned int n = vhd_metadata(&v->f, &v->h, v->has_batmap,
+				      v->batmap_offset, v->batmap_sectors,
+				      v->im.size, m);
+	const char *what = vhd_overlap(m, n, sector << 9, span << 9);
+	bool any = false;
+
+	CHECK(n <= VHD_MAX_METADATA);
+	for (unsigned int i = 0; i < n; i++) {
+		CHECK(m[i].start < m[i].end && m[i].end <= v->im.size);
+		CHECK(m[i].end <= metadata_end(v));
+		any |= off < m[i].end && m[i].start < end;
+	}
+	CHECK(any == (what != NULL));
+}
+
 /* vc_vhd_load_bat(): every allocated block inside the image. */
 static bool load_bat(struct vhd *v)
 {
@@ -132,6 +157,8 @@ static bool load_bat(struct vhd *v)
 		}
 		if (s + span > end)
 			end = s + span;
+		if (i < 64)
+			check_block_overlap(v, s, span);
 	}
 	free(buf);
 	v->data_end = end;
