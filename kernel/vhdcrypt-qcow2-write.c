@@ -200,9 +200,8 @@ static int vc_qcow2_luks_area(struct vc_target *vc, u64 *off, u64 *bytes)
 		end = q->h.backing_file_offset;
 	while ((r = qcow2_extension_next(buf, end, &pos, &type, &doff, &dlen,
 					 &why)) > 0) {
-		if (type == QCOW2_EXT_FDE && dlen >= 16) {
-			*off = vc_get_be64(buf + doff);
-			*bytes = vc_get_be64(buf + doff + 8);
+		if (type == QCOW2_EXT_FDE) {
+			r = qcow2_fde_decode(buf + doff, dlen, off, bytes, &why);
 			break;
 		}
 	}

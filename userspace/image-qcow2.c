@@ -54,11 +54,12 @@ static int vc_qcow2_extensions(struct vc_image *img, const u8 *buf, size_t cl)
 		if (r == 0)
 			break;
 		if (type == QCOW2_EXT_FDE) {
-			if (dlen < 16)
-				return vc_fail(-EMEDIUMTYPE, "%s: qcow2 encryption header "
-					       "extension is too short", img->path);
-			img->qcow2.fde_offset = vc_get_be64(buf + doff);
-			img->qcow2.fde_length = vc_get_be64(buf + doff + 8);
+			u64 fde_offset, fde_length;
+
+			if (qcow2_fde_decode(buf + doff, dlen, &fde_offset, &fde_length, &why))
+				return vc_fail(-EMEDIUMTYPE, "%s: %s", img->path, why);
+			img->qcow2.fde_offset = fde_offset;
+			img->qcow2.fde_length = fde_length;
 		} else if (type == QCOW2_EXT_BACKING_FORMAT) {
 			free(img->qcow2.backing_fmt);
 			img->qcow2.backing_fmt = vc_strndup((const char *)buf + doff, dlen);

@@ -282,6 +282,19 @@ static inline int qcow2_extension_next(const u8 *buf, size_t len, size_t *off,
 	return 1;
 }
 
+/* The LUKS header's location from the data of a QCOW2_EXT_FDE extension. */
+static inline int qcow2_fde_decode(const u8 *data, u32 data_len, u64 *offset,
+				   u64 *length, const char **why)
+{
+	if (data_len < 16) {
+		*why = "qcow2 encryption header extension is too short";
+		return -EINVAL;
+	}
+	*offset = vc_get_be64(data);
+	*length = vc_get_be64(data + 8);
+	return 0;
+}
+
 /* Offset of an L2 table from an L1 entry; 0 means not allocated. */
 static inline int qcow2_l1_decode(const struct qcow2_header *h, u64 entry,
 				  u64 *l2_offset, const char **why)

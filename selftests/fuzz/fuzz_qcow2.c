@@ -186,9 +186,18 @@ static void fuzz_extensions(const uint8_t *c, size_t len, size_t start)
 		CHECK(off >= doff + dlen && off - doff - dlen < 8);
 		CHECK(off > prev);
 		fz_touch(c + doff, dlen);
-		if (type == QCOW2_EXT_FDE && dlen >= 16)
-			fz_sink += (unsigned int)(fz_be64(c + doff) +
-					       fz_be64(c + doff + 8));
+		if (type == QCOW2_EXT_FDE) {
+			u64 fde_off = 0, fde_len = 0;
+
+			why = NULL;
+			r = qcow2_fde_decode(c + doff, dlen, &fde_off, &fde_len,
+					     &why);
+			CHECK(r == 0 || r == -EINVAL);
+			CHECK_WHY(r < 0, why);
+			CHECK(r < 0 || (dlen >= 16 &&
+					fde_off == fz_be64(c + doff) &&
+					fde_len == fz_be64(c + doff + 8)));
+		}
 		/* each step moves on by at least 8 bytes */
 		CHECK(++steps <= len / 8 + 1);
 	}
