@@ -418,6 +418,10 @@ int vc_map(struct dm_target *ti, struct bio *bio)
 	struct vc_io *io = dm_per_bio_data(bio, sizeof(struct vc_io));
 
 	vc_io_init(io, vc, bio, bio);
+	/* Resumed after "key wipe": no data in or out until "key set". */
+	if (unlikely(bio_sectors(bio) && vc_encrypted(&vc->cipher) &&
+		     !READ_ONCE(vc->cipher.key_valid)))
+		return DM_MAPIO_KILL;
 	if (unlikely((bio->bi_opf & REQ_PREFLUSH) || !bio_sectors(bio))) {
 		if (vc->w)
 			return vc_map_write(vc, io);

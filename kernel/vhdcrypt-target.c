@@ -398,10 +398,9 @@ static int vc_preresume(struct dm_target *ti)
 	unsigned int noio;
 	int r;
 
-	if (vc_encrypted(&vc->cipher) && !READ_ONCE(vc->cipher.key_valid)) {
-		DMERR("%s: vhdcrypt key is not set", vc_name(vc));
-		return -EAGAIN;
-	}
+	if (vc_encrypted(&vc->cipher) && !READ_ONCE(vc->cipher.key_valid))
+		DMWARN("%s: vhdcrypt key is not set: reads and writes fail until \"key set\"",
+		       vc_name(vc));
 	/*
 	 * A table that was live until now may have changed the image. The
 	 * device is suspended: reclaim must not write through it.
