@@ -214,34 +214,43 @@ static int vc_qcow2_luks_area(struct vc_target *vc, u64 *off, u64 *bytes)
 	return 0;
 }
 
-/* The snapshot table and the snapshots' L1 tables (their L2 tables not). */
+/*
+ * The snapshot table and the snapshots' L1 tables (their L2 tables not).
+ * Entries vary in size: the table is read in windows of up to 64 KiB.
+ */
 static int vc_qcow2_map_snapshots(struct vc_target *vc)
 {
 	struct vc_qcow2 *q = vc->fmt_data;
-	u64 off = q->h.snapshots_offset, image = vc_image_bytes(vc);
+	u64 off = q->h.snapshots_offset, image = vc_image_bytes(vc), win_off = 0;
 	struct qcow2_snapshot s;
 	const char *why = NULL;
+	size_t win_len = 0;
+	u8 *win = NULL;
 	u32 i;
-	u8 *buf;
 	int r;
 
 	if (qcow2_snapshots_check(&q->h, &why))
 		goto bad;
 	for (i = 0; i < q->h.nb_snapshots; i++, off += s.entry_bytes) {
-		if (fatal_signal_pending(current))
-			return -EINTR;
+		if (fatal_signal_pending(current)) {
+			r = -EINTR;
+			goto out;
+		}
 		if (off - q->h.snapshots_offset > QCOW2_MAX_SNAPSHOTS_BYTES ||
 		    !vc_range_ok(off, QCOW2_SNAPSHOT_FIXED, image)) {
 			why = "qcow2 snapshot table is too large or outside the image";
 			goto bad;
 		}
-		r = vc_read_table(vc, off, QCOW2_SNAPSHOT_FIXED, (void **)&buf,
-				  "qcow2 snapshot table");
-		if (r)
-			return r;
-		r = qcow2_snapshot_decode(&q->h, buf, &s, &why);
-		kvfree(buf);
-		if (r)
+		if (!win || off + QCOW2_SNAPSHOT_FIXED > win_off + win_len) {
+			kvfree(win);
+			win_off = off;
+			win_len = min_t(u64, SZ_64K, image - off);
+			r = vc_read_table(vc, off, win_len, (void **)&win,
+					  "qcow2 snapshot table");
+			if (r)
+				goto out;
+		}
+		if (qcow2_snapshot_decode(&q->h, win + (off - win_off), &s, &why))
 			goto bad;
 		if (!s.l1_size)
 			continue;
@@ -252,15 +261,20 @@ static int vc_qcow2_map_snapshots(struct vc_target *vc)
 		r = vc_qm_add(vc, s.l1_table_offset, 8ull * s.l1_size,
 			      VC_QM_SNAPSHOT_L1, GFP_KERNEL);
 		if (r)
-			return r;
+			goto out;
 	}
-	if (off == q->h.snapshots_offset)
-		return 0;
-	return vc_qm_add(vc, q->h.snapshots_offset, off - q->h.snapshots_offset,
-			 VC_QM_SNAPSHOTS, GFP_KERNEL);
+	r = 0;
+	if (off != q->h.snapshots_offset)
+		r = vc_qm_add(vc, q->h.snapshots_offset,
+			      off - q->h.snapshots_offset, VC_QM_SNAPSHOTS,
+			      GFP_KERNEL);
+out:
+	kvfree(win);
+	return r;
 bad:
 	DMERR("%s: %s", vc_name(vc), why);
-	return -EINVAL;
+	r = -EINVAL;
+	goto out;
 }
 
 /* Map every structure the image has now; -EEXIST if any two overlap. */
