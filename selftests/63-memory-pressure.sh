@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # timeout=2400
 #
-# Reads and writes with the guest's memory squeezed: a memory hog takes all
-# but about 160 MiB of the guest (anonymous memory, no swap, first in line
-# for the OOM killer), and the test's I/O runs in a memory cgroup (v2) with
+# Reads and writes with the guest's memory squeezed: while they run, a
+# memory hog takes all but about 160 MiB of the guest (anonymous memory, no
+# swap, first in line for the OOM killer), and the test's I/O runs in a
+# memory cgroup (v2) with
 # memory.max 32 MiB, so its page cache is reclaimed (and written back
 # through vhdcrypt) all the time.  Under that: random writes (O_DIRECT and
 # buffered) into qcow2 with LUKS and OpenXT VHD, copy-on-write of
@@ -60,6 +61,11 @@ in_cg() {
 	(echo "$BASHPID" >"$CG/cgroup.procs" && exec "$@")
 }
 
+# hog_start, hog_stop: the squeeze is on only while the I/O under test
+# runs. Making and checking images with QEMU's tools is not under test:
+# with all memory taken, a debug kernel spins in reclaim for them long
+# enough for the soft-lockup watchdog.
+HOG=
 hog_start() {
 	local avail
 	avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
@@ -76,7 +82,6 @@ print("ready", flush=True)
 time.sleep(1 << 30)
 ' "$HOG_MB" >"$WORK/hog.out" &
 	HOG=$!
-	at_exit kill "$HOG"
 	for _ in $(seq 600); do
 		grep -q ready "$WORK/hog.out" 2>/dev/null && return 0
 		kill -0 "$HOG" 2>/dev/null || return 1
@@ -85,11 +90,30 @@ time.sleep(1 << 30)
 	return 1
 }
 
+hog_stop() {
+	[ -n "$HOG" ] || return 0
+	kill "$HOG" 2>/dev/null
+	wait "$HOG" 2>/dev/null
+	HOG=
+}
+
+# squeeze CMD...: CMD with the hog running; fails if the hog did not start
+# or the OOM killer took it.
+squeeze() {
+	local rc
+	hog_start || { echo "the memory hog did not start"; return 1; }
+	"$@"
+	rc=$?
+	kill -0 "$HOG" 2>/dev/null || { echo "the hog is gone (OOM killer?)"; rc=1; }
+	hog_stop
+	return "$rc"
+}
+
 squeezed() {
 	awk '/^(MemFree|MemAvailable):/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo
 	echo "cgroup memory.max ${MAX} MiB, peak $(cat "$CG/memory.peak" 2>/dev/null || echo ?) bytes," \
 		"events: $(tr '\n' ' ' <"$CG/memory.events")"
-	kill -0 "$HOG" 2>/dev/null || echo "the hog is gone (OOM killer?)"
+	[ -z "$HOG" ] || kill -0 "$HOG" 2>/dev/null || echo "the hog is gone (OOM killer?)"
 }
 
 # --- the workloads ---------------------------------------------------------
@@ -99,10 +123,14 @@ writes_case() {
 	shift
 	wimg_make "$kind" "$img" "$SIZE" && wimg_grow "$img" || return 1
 	loop=$(new_loop "$img") && dm_create "$CASE_PREFIX-rw" "$(wtable "$loop")" || return 1
-	in_cg "$WLOG" run "$(dev rw)" --journal "$WORK/journal" --seed "$RANDOM" --writes "$WRITES" \
-		--threads 3 --flush-every 20 "$@" >/dev/null || return 1
-	in_cg "$WLOG" check "$WORK/journal" "$(dev rw)" || return 1
+	squeeze writes_io "$@" || return 1
 	dm_remove "$CASE_PREFIX-rw" && verified "$img"
+}
+
+writes_io() {
+	in_cg "$WLOG" run "$(dev rw)" --journal "$WORK/journal" --seed "$RANDOM" --writes "$WRITES" \
+		--threads 3 --flush-every 20 "$@" >/dev/null &&
+		in_cg "$WLOG" check "$WORK/journal" "$(dev rw)"
 }
 
 # Compressed and zero clusters: written over (copy on write), then read.
@@ -116,10 +144,14 @@ cow_case() {
 	W_SECTORS=$(($(qemu_size -f qcow2 "$img") / 512))
 	wimg_plain "$img" "$WORK/initial.raw" && wimg_grow "$img" || return 1
 	loop=$(new_loop "$img") && dm_create "$CASE_PREFIX-rw" "$(wtable "$loop")" || return 1
+	squeeze cow_io || return 1
+	dm_remove "$CASE_PREFIX-rw" && verified "$img" --initial "$WORK/initial.raw"
+}
+
+cow_io() {
 	in_cg cmp "$(dev rw)" "$WORK/initial.raw" || { echo "compressed clusters read wrong"; return 1; }
 	in_cg "$WLOG" run "$(dev rw)" --journal "$WORK/journal" --seed "$RANDOM" --writes 200 \
-		--first 0 --sectors 16384 --max-size 65536 --direct --threads 2 >/dev/null || return 1
-	dm_remove "$CASE_PREFIX-rw" && verified "$img" --initial "$WORK/initial.raw"
+		--first 0 --sectors 16384 --max-size 65536 --direct --threads 2 >/dev/null
 }
 
 # The OpenXT fixtures read back as their hashes say, through the chain.
@@ -131,14 +163,14 @@ fixture_case() {
 	lo=$(new_loop "$d/aes256xts.vhd" --ro) || return 1
 	map a "0 $(($(vhd_current_size "$d/aes256xts.vhd") / 512)) vhdcrypt vhd $lo aes-xts-plain $(od -An -v -tx1 "$OX/keys/aes256xts,aes-xts-plain,512.key" | tr -d ' \n') 0" ||
 		return 1
-	sum=$(in_cg sh -c "dd if=$(dev a) bs=1M iflag=direct status=none | sha256sum")
+	sum=$(squeeze in_cg sh -c "dd if=$(dev a) bs=1M iflag=direct status=none | sha256sum")
 	want=$(awk '$1 == "aes256xts.vhd" { print $4 }' "$OX/expected.sha256")
 	[ "${sum%% *}" = "$want" ] || { echo "aes256xts: $sum, want $want"; return 1; }
 	lp=$(new_loop "$d/parent.vhd" --ro) && lo=$(new_loop "$d/child-own.vhd" --ro) || return 1
 	map p "0 163840 vhdcrypt vhd $lp aes-xts-plain $(od -An -v -tx1 "$OX/keys/parent,aes-xts-plain,512.key" | tr -d ' \n') 0" &&
 		map c "0 163840 vhdcrypt vhd $lo aes-xts-plain $(od -An -v -tx1 "$OX/keys/child-own,aes-xts-plain,256.key" | tr -d ' \n') 0 1 backing:$(dev p)" ||
 		return 1
-	sum=$(in_cg sh -c "dd if=$(dev c) bs=1M status=none | sha256sum")
+	sum=$(squeeze in_cg sh -c "dd if=$(dev c) bs=1M status=none | sha256sum")
 	want=$(awk '$1 == "child-own.vhd" { print $4 }' "$OX/expected.sha256")
 	[ "${sum%% *}" = "$want" ] || { echo "child-own (buffered): $sum, want $want"; return 1; }
 }
@@ -147,6 +179,8 @@ kmsg_mark
 cgroup_setup || skip_all "no memory cgroup (cgroup v2 with the memory controller)"
 hog_start || skip_all "the memory hog did not start"
 tap_diag "hog: ${HOG_MB} MiB; $(squeezed)"
+hog_stop
+at_exit hog_stop
 
 [ -z "$FULL" ] ||
 	run_case "qcow2-luks: random writes, O_DIRECT, squeezed" writes_case qcow2-luks --direct
