@@ -104,7 +104,10 @@ squeeze() {
 	hog_start || { echo "the memory hog did not start"; return 1; }
 	"$@"
 	rc=$?
-	kill -0 "$HOG" 2>/dev/null || { echo "the hog is gone (OOM killer?)"; rc=1; }
+	if [ -n "$HOG" ] && ! kill -0 "$HOG" 2>/dev/null; then
+		echo "the hog is gone (OOM killer?)"
+		rc=1
+	fi
 	hog_stop
 	return "$rc"
 }
