@@ -5,9 +5,8 @@
 # Reads and writes with the guest's memory squeezed: while they run, a
 # memory hog takes all but about 160 MiB of the guest (anonymous memory, no
 # swap, first in line for the OOM killer), and the test's I/O runs in a
-# memory cgroup (v2) with
-# memory.max 32 MiB, so its page cache is reclaimed (and written back
-# through vhdcrypt) all the time.  Under that: random writes (O_DIRECT and
+# memory cgroup (v2) with memory.max 32 MiB, so its page cache is reclaimed
+# (and written back through vhdcrypt) all the time.  Under that: random writes (O_DIRECT and
 # buffered) into qcow2 with LUKS and OpenXT VHD, copy-on-write of
 # compressed and zero clusters, reads of compressed clusters and of the
 # OpenXT fixtures; each checked as in 51 (qemu-img check, plaintext, wlog)
@@ -116,7 +115,6 @@ squeezed() {
 	awk '/^(MemFree|MemAvailable):/ { printf "%s %d MiB ", $1, $2 / 1024 }' /proc/meminfo
 	echo "cgroup memory.max ${MAX} MiB, peak $(cat "$CG/memory.peak" 2>/dev/null || echo ?) bytes," \
 		"events: $(tr '\n' ' ' <"$CG/memory.events")"
-	[ -z "$HOG" ] || kill -0 "$HOG" 2>/dev/null || echo "the hog is gone (OOM killer?)"
 }
 
 # --- the workloads ---------------------------------------------------------
