@@ -1019,6 +1019,32 @@ static int vc_qcow2_fill(struct vc_target *vc, struct vc_wbuf *wb,
 }
 
 /*
+ * A write into the cluster an entry already owns. QEMU's files may end
+ * inside their last cluster, but the image device cannot grow: a write past
+ * its end fails as an allocation would. A cluster past the end is damage,
+ * which reads fail the same way.
+ */
+static int vc_qcow2_owned_ok(struct vc_target *vc,
+			     const struct vc_qcow2_plan *p)
+{
+	struct vc_qcow2 *q = vc->fmt_data;
+	u64 start = p->host + ((u64)p->first << q->sc_bits);
+	u64 bytes = (u64)(p->last - p->first + 1) << q->sc_bits;
+
+	if (!vc_range_ok(p->host, 1ull << q->cluster_bits, q->image_limit)) {
+		vc_err_limit(vc, "data cluster at %llu lies outside the image",
+			     p->host);
+		return -EIO;
+	}
+	if (!vc_range_ok(start, bytes, vc_image_bytes(vc))) {
+		DMERR_LIMIT("%s: no space to write the cluster at %llu: the device ends at %llu",
+			    vc_name(vc), p->host, vc_image_bytes(vc));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/*
  * Plan a write of [@vbyte, @vbyte + @bytes) into one cluster that cannot be
  * written in place: where it goes, which subclusters, the new entry.
  */
@@ -1049,6 +1075,9 @@ static int vc_qcow2_plan(struct vc_target *vc, struct vc_qcow2_plan *p,
 		 */
 		if (copied && (p->entry & QCOW2_OFLAG_ZERO)) {
 			p->host = host;
+			r = vc_qcow2_owned_ok(vc, p);
+			if (r)
+				return r;
 		} else {
 			r = vc_alloc_cluster(vc, &p->host);
 			if (r)
@@ -1066,6 +1095,9 @@ static int vc_qcow2_plan(struct vc_target *vc, struct vc_qcow2_plan *p,
 	if (copied) {
 		/* Our cluster: allocate the subclusters in place. */
 		p->host = host;
+		r = vc_qcow2_owned_ok(vc, p);
+		if (r)
+			return r;
 	} else {
 		r = vc_alloc_cluster(vc, &p->host);
 		if (r)

@@ -29,7 +29,7 @@
 # are the damages a crafted or corrupted image brings.
 #
 # Which images (each takes 10-30 s under TCG): by default (make check) a
-# quick set of 17, one of each main kind of damage and the looping chains;
+# quick set of 18, one of each main kind of damage and the looping chains;
 # VHDCRYPT_HOSTILE=sample: about 100 (the first of each base and kind of
 # damage, plus the important ones); VHDCRYPT_HOSTILE=full or VHDCRYPT_FULL=1
 # (make check-full): every image (over 600; hours).
